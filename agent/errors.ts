@@ -1,0 +1,45 @@
+/**
+ * Keelson's error catalogue: every error the daemon reports carries a stable code and, where there
+ * is one, the object it concerns (`pod=ns/name`, a file path, a socket). Components that may not
+ * import agent/ (cri/, dns/, netproxy/) define errors of the same shape with codes listed here too.
+ */
+export const ErrorCodes = {
+  CONFIG_INVALID: 'KEELSON_ERR_CONFIG_INVALID',
+  CONFIG_UNREADABLE: 'KEELSON_ERR_CONFIG_UNREADABLE',
+  KUBECONFIG_INVALID: 'KEELSON_ERR_KUBECONFIG_INVALID',
+  API_UNREACHABLE: 'KEELSON_ERR_API_UNREACHABLE',
+  API_STATUS: 'KEELSON_ERR_API_STATUS',
+  WATCH_EXPIRED: 'KEELSON_ERR_WATCH_EXPIRED',
+  WATCH_STALLED: 'KEELSON_ERR_WATCH_STALLED',
+  MANIFEST_INVALID: 'KEELSON_ERR_MANIFEST_INVALID',
+  POD_SYNC_FAILED: 'KEELSON_ERR_POD_SYNC_FAILED',
+  STATUS_UNAVAILABLE: 'KEELSON_ERR_STATUS_UNAVAILABLE',
+  // defined in cri/errors.ts
+  CRI_UNAVAILABLE: 'KEELSON_ERR_CRI_UNAVAILABLE',
+  CRI_UNSUPPORTED_VERSION: 'KEELSON_ERR_CRI_UNSUPPORTED_VERSION',
+  CRI_CALL_FAILED: 'KEELSON_ERR_CRI_CALL_FAILED',
+  CRI_DEADLINE: 'KEELSON_ERR_CRI_DEADLINE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class KeelsonError extends Error {
+  readonly code: string;
+  /** The object the error concerns: `pod=ns/name`, a file path, a socket path, an URL. */
+  readonly object: string | undefined;
+
+  constructor(code: string, message: string, options: { object?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KeelsonError';
+    this.code = code;
+    this.object = options.object;
+  }
+}
+
+export function isKeelsonError(err: unknown, code?: string): err is KeelsonError {
+  return err instanceof KeelsonError && (code === undefined || err.code === code);
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
