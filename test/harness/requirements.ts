@@ -42,6 +42,11 @@ export function integrationTest(req: Requirements): typeof test {
     return test;
   }
   console.warn(`skipping integration tests: missing ${missing.join(', ')}`);
-  const skipping = Object.assign((title: string, ..._rest: unknown[]) => test.skip(title, () => {}), test);
+  const noop = () => {};
+  const skip = (title: string) => test.skip(title, noop);
+  const hooks = { before: noop, after: noop, beforeEach: noop, afterEach: noop };
+  const serial = Object.assign(skip, hooks, { always: hooks });
+  const skipping = Object.assign((title: string) => skip(title), hooks, { serial, skip, only: skip });
+  (hooks.after as unknown as { always: () => void }).always = noop;
   return skipping as unknown as typeof test;
 }
