@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+/** keelson's command line: `keelson run|status|version`. */
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig, DEFAULT_ROOT_DIR, type ConfigFlags } from './config';
+import { errorMessage, isKeelsonError } from './errors';
+import { createLogger, LOG_LEVELS, type LogLevel } from './log';
+import { statusCommand } from './status-command';
+import { keelsonVersion } from './version';
+
+const USAGE = `Usage: keelson <command> [flags]
+
+Commands:
+  run       run the node agent (kubelet, proxy, dns) in the foreground
+  status    show what the running agent is doing (reads --root-dir)
+  version   print the version
+
+Flags for run:
+  --config FILE                       KubeletConfiguration file (default /etc/keelson/config.yaml if present)
+  --kubeconfig FILE                   apiserver credentials (default /etc/keelson/kubelet.conf if present;
+                                      without one keelson runs standalone: static pods only)
+  --root-dir DIR                      state directory (default ${DEFAULT_ROOT_DIR})
+  --components LIST                   comma-separated: kubelet,proxy,dns (default all three)
+  --hostname-override NAME            node name instead of the hostname
+  --node-ip IP                        the node's InternalIP
+  --node-labels k=v,...               extra labels for the Node
+  --pod-manifest-path DIR             static pod folder (overrides staticPodPath)
+  --container-runtime-endpoint SOCK   CRI socket (overrides containerRuntimeEndpoint)
+  --pod-logs-dir DIR                  container log folder (overrides podLogsDir)
+  --log-level LEVEL                   ${LOG_LEVELS.join('|')} (default info)
+
+Flags for status:
+  --root-dir DIR   --json
+`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  'root-dir': { type: 'string' },
+  components: { type: 'string' },
+  'hostname-override': { type: 'string' },
+  'node-ip': { type: 'string' },
+  'node-labels': { type: 'string' },
+  'pod-manifest-path': { type: 'string' },
+  'container-runtime-endpoint': { type: 'string' },
+  'pod-logs-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function fail(message: string, code = 2): number {
+  process.stderr.write(`keelson: ${message}\n`);
+  return code;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    return fail(`${errorMessage(err)}\n\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const rootDir = (values['root-dir'] as string | undefined) ?? DEFAULT_ROOT_DIR;
+  switch (command) {
+    case 'version':
+      process.stdout.write(`keelson ${keelsonVersion()} (node ${process.version}, ${process.platform}/${process.arch})\n`);
+      return 0;
+    case 'status':
+      return statusCommand(rootDir, Boolean(values.json));
+    case 'run': {
+      const level = (values['log-level'] as string | undefined) ?? 'info';
+      if (!(LOG_LEVELS as readonly string[]).includes(level)) return fail(`invalid --log-level ${JSON.stringify(level)}: expected ${LOG_LEVELS.join('|')}`);
+      const flags: ConfigFlags = {
+        config: values.config as string | undefined,
+        kubeconfig: values.kubeconfig as string | undefined,
+        rootDir,
+        components: values.components as string | undefined,
+        hostnameOverride: values['hostname-override'] as string | undefined,
+        nodeIP: values['node-ip'] as string | undefined,
+        nodeLabels: values['node-labels'] as string | undefined,
+        staticPodPath: values['pod-manifest-path'] as string | undefined,
+        containerRuntimeEndpoint: values['container-runtime-endpoint'] as string | undefined,
+        podLogsDir: values['pod-logs-dir'] as string | undefined,
+        logLevel: level,
+      };
+      const logger = createLogger({ level: level as LogLevel });
+      let loaded;
+      try {
+        loaded = loadConfig(flags, existsSync);
+      } catch (err) {
+        return fail(errorMessage(err), isKeelsonError(err) ? 1 : 2);
+      }
+      for (const w of loaded.warnings) logger.warn({ component: 'config', file: loaded.config.configPath }, w);
+      const { runDaemon } = await import('./run.js');
+      return runDaemon(loaded.config, logger);
+    }
+    default:
+      return fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`keelson: ${errorMessage(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,54 @@
+/** `keelson status`: what the running daemon under --root-dir is doing, read from its state file. */
+import { processAlive, readDaemonState, stateFilePath, type DaemonState } from './state-file';
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('   ')).join('\n');
+}
+
+function age(iso: string, now: number): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}
+
+export function renderStatus(state: DaemonState, running: boolean, now = Date.now()): string {
+  const lines: string[] = [];
+  const daemon = running ? `running (pid ${state.pid}, up ${age(state.startedAt, now)})` : state.stopped ? 'stopped' : `not running (last seen ${age(state.updatedAt, now)} ago)`;
+  lines.push(`keelson ${state.version}   node ${state.nodeName}   mode ${state.mode}   daemon ${daemon}`);
+  lines.push('');
+  lines.push(table([['COMPONENT', 'HEALTHY', 'LAST SYNC', 'MESSAGE'], ...state.components.map((c) => [c.name, c.healthy ? 'yes' : 'NO', c.lastSyncTime ? `${age(c.lastSyncTime, now)} ago` : '-', c.message ?? ''])]));
+  lines.push('');
+  if (state.pods.length === 0) {
+    lines.push('No pods.');
+  } else {
+    const rows = [['POD', 'PHASE', 'CONTAINER', 'STATE', 'RESTARTS', 'POD IP']];
+    for (const pod of state.pods) {
+      const name = `${pod.namespace}/${pod.name}`;
+      if (pod.containers.length === 0) rows.push([name, pod.phase, '-', '-', '-', pod.podIP ?? '-']);
+      pod.containers.forEach((c, i) => {
+        rows.push([i === 0 ? name : '', i === 0 ? pod.phase : '', c.name, c.reason ? `${c.state} (${c.reason})` : c.state, String(c.restartCount), i === 0 ? pod.podIP ?? '-' : '']);
+      });
+    }
+    lines.push(table(rows));
+  }
+  if (state.problems.length) {
+    lines.push('');
+    lines.push('Problems:');
+    for (const p of state.problems) lines.push(`  - ${p}`);
+  }
+  return lines.join('\n');
+}
+
+export function statusCommand(rootDir: string, json: boolean): number {
+  const state = readDaemonState(rootDir);
+  if (!state) {
+    process.stderr.write(`keelson status: no daemon state at ${stateFilePath(rootDir)}: is keelson running with --root-dir ${rootDir}?\n`);
+    return 3;
+  }
+  const running = !state.stopped && processAlive(state.pid);
+  if (json) process.stdout.write(JSON.stringify({ ...state, running }, null, 2) + '\n');
+  else process.stdout.write(renderStatus(state, running) + '\n');
+  return running ? 0 : 3;
+}
