@@ -1,0 +1,154 @@
+/** Adapts the CRI client (cri/client.ts: snake_case, int64 strings, enum names) to runtime.ts. */
+import type { CriClient } from '../../cri/client';
+import type * as T from '../../cri/types';
+import type {
+  Container, ContainerConfig, ContainerState, ContainerStatus, NamespaceMode, NamespaceOptions,
+  PodRuntime, PodSandbox, PodSandboxConfig, RuntimeFilter, SandboxState,
+} from './runtime';
+
+const nsToMs = (ns: string | number | undefined): number => (ns ? Math.floor(Number(ns) / 1e6) : 0);
+
+const NS_MODE: Record<NamespaceMode, T.NamespaceMode> = { pod: 'POD', container: 'CONTAINER', node: 'NODE' };
+
+function namespaceOptions(o: NamespaceOptions): T.NamespaceOption {
+  return { network: NS_MODE[o.network], pid: NS_MODE[o.pid], ipc: NS_MODE[o.ipc] };
+}
+
+function sandboxConfig(c: PodSandboxConfig): T.PodSandboxConfig {
+  return {
+    metadata: c.metadata,
+    hostname: c.hostname,
+    log_directory: c.logDirectory,
+    dns_config: c.dnsConfig,
+    port_mappings: c.portMappings.map((p) => ({ protocol: p.protocol, container_port: p.containerPort, host_port: p.hostPort, host_ip: p.hostIp })),
+    labels: c.labels,
+    annotations: c.annotations,
+    linux: {
+      security_context: {
+        namespace_options: namespaceOptions(c.linux.securityContext.namespaceOptions),
+        privileged: c.linux.securityContext.privileged,
+      },
+    },
+  };
+}
+
+function containerConfig(c: ContainerConfig): T.ContainerConfig {
+  const r = c.linux.resources;
+  const sc = c.linux.securityContext;
+  return {
+    metadata: c.metadata,
+    image: { image: c.image },
+    command: c.command,
+    args: c.args,
+    working_dir: c.workingDir,
+    envs: c.envs,
+    labels: c.labels,
+    annotations: c.annotations,
+    log_path: c.logPath,
+    linux: {
+      resources: { cpu_shares: r.cpuShares, cpu_quota: r.cpuQuota, cpu_period: r.cpuPeriod, memory_limit_in_bytes: r.memoryLimitInBytes },
+      security_context: {
+        privileged: sc.privileged,
+        namespace_options: namespaceOptions(sc.namespaceOptions),
+        ...(sc.runAsUser === undefined ? {} : { run_as_user: { value: sc.runAsUser } }),
+      },
+    },
+  };
+}
+
+const SANDBOX_STATE: Record<T.PodSandboxState, SandboxState> = { SANDBOX_READY: 'ready', SANDBOX_NOTREADY: 'notready' };
+const CONTAINER_STATE: Record<T.ContainerState, ContainerState> = {
+  CONTAINER_CREATED: 'created', CONTAINER_RUNNING: 'running', CONTAINER_EXITED: 'exited', CONTAINER_UNKNOWN: 'unknown',
+};
+
+function sandbox(s: T.PodSandbox | T.PodSandboxStatus): PodSandbox {
+  return {
+    id: s.id,
+    metadata: { name: s.metadata?.name ?? '', uid: s.metadata?.uid ?? '', namespace: s.metadata?.namespace ?? '', attempt: s.metadata?.attempt ?? 0 },
+    state: SANDBOX_STATE[s.state] ?? 'notready',
+    createdAt: nsToMs(s.created_at),
+    labels: s.labels ?? {},
+    annotations: s.annotations ?? {},
+  };
+}
+
+function container(c: T.Container | T.ContainerStatus, podSandboxId: string): Container {
+  return {
+    id: c.id,
+    podSandboxId,
+    metadata: { name: c.metadata?.name ?? '', attempt: c.metadata?.attempt ?? 0 },
+    image: c.image?.image ?? '',
+    imageRef: c.image_ref,
+    state: CONTAINER_STATE[c.state] ?? 'unknown',
+    createdAt: nsToMs(c.created_at),
+    labels: c.labels ?? {},
+    annotations: c.annotations ?? {},
+  };
+}
+
+function filter(f?: RuntimeFilter) {
+  return f?.labels ? { filter: { label_selector: f.labels } } : {};
+}
+
+export function createCriRuntime(cri: CriClient): PodRuntime {
+  return {
+    async version() {
+      const v = await cri.version();
+      return { runtimeName: v.runtime_name, runtimeVersion: v.runtime_version };
+    },
+    async runPodSandbox(config) {
+      return (await cri.runPodSandbox({ config: sandboxConfig(config) })).pod_sandbox_id;
+    },
+    async stopPodSandbox(id) {
+      await cri.stopPodSandbox({ pod_sandbox_id: id });
+    },
+    async removePodSandbox(id) {
+      await cri.removePodSandbox({ pod_sandbox_id: id });
+    },
+    async podSandboxStatus(id) {
+      const { status } = await cri.podSandboxStatus({ pod_sandbox_id: id });
+      if (!status) throw new Error(`sandbox ${id}: runtime returned no status`);
+      return { ...sandbox(status), ip: status.network?.ip ?? '' };
+    },
+    async listPodSandboxes(f) {
+      return (await cri.listPodSandbox(filter(f))).items.map(sandbox);
+    },
+    async createContainer(sandboxId, config, sbConfig) {
+      const res = await cri.createContainer({ pod_sandbox_id: sandboxId, config: containerConfig(config), sandbox_config: sandboxConfig(sbConfig) });
+      return res.container_id;
+    },
+    async startContainer(id) {
+      await cri.startContainer({ container_id: id });
+    },
+    async stopContainer(id, timeoutSeconds) {
+      await cri.stopContainer({ container_id: id, timeout: timeoutSeconds });
+    },
+    async removeContainer(id) {
+      await cri.removeContainer({ container_id: id });
+    },
+    async listContainers(f) {
+      return (await cri.listContainers(filter(f))).containers.map((c) => container(c, c.pod_sandbox_id));
+    },
+    async containerStatus(id): Promise<ContainerStatus> {
+      const { status } = await cri.containerStatus({ container_id: id });
+      if (!status) throw new Error(`container ${id}: runtime returned no status`);
+      return {
+        ...container(status, ''),
+        startedAt: nsToMs(status.started_at),
+        finishedAt: nsToMs(status.finished_at),
+        exitCode: status.exit_code,
+        reason: status.reason,
+        message: status.message,
+        logPath: status.log_path,
+      };
+    },
+    async imageStatus(image) {
+      const { image: img } = await cri.imageStatus({ image: { image } });
+      return img ? { id: img.id, repoTags: img.repo_tags } : undefined;
+    },
+    async pullImage(image, sbConfig) {
+      const res = await cri.pullImage({ image: { image }, ...(sbConfig ? { sandbox_config: sandboxConfig(sbConfig) } : {}) });
+      return res.image_ref;
+    },
+  };
+}

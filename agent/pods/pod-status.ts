@@ -1,0 +1,112 @@
+/**
+ * Builds a pod's API status (phase, container states, restarts, IPs, conditions) from what the
+ * runtime holds and what the last sync decided. Pure: the status manager stores the result.
+ */
+import type { ContainerState, ContainerStatus as ApiContainerStatus, Pod, PodCondition, PodStatus } from 'kubernetes-types/core/v1';
+import type { PodActions, RestartPolicy, Waiting } from './pod-actions';
+import { shouldRestart } from './pod-actions';
+import { isHostNetwork } from './runtime-config';
+import type { ContainerInstance, RuntimePodState } from './runtime-state';
+
+export interface StatusContext {
+  runtimeName: string;
+  hostIP: string;
+  /** ISO time the pod was first seen by its worker. */
+  startTime: string;
+  /** Start errors from the last sync (ErrImagePull, CreateContainerError…), by container name. */
+  errors: Map<string, Waiting>;
+  actions?: PodActions;
+  /** Set once the worker has terminated the pod. */
+  terminated?: boolean;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+function terminatedState(c: ContainerInstance, runtimeName: string): ContainerState {
+  return {
+    terminated: {
+      exitCode: c.exitCode,
+      reason: c.reason || (c.exitCode === 0 ? 'Completed' : 'Error'),
+      ...(c.message ? { message: c.message } : {}),
+      startedAt: c.startedAt ? iso(c.startedAt) : undefined,
+      finishedAt: c.finishedAt ? iso(c.finishedAt) : undefined,
+      containerID: `${runtimeName}://${c.id}`,
+    },
+  };
+}
+
+export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusContext): PodStatus {
+  const policy = (pod.spec!.restartPolicy ?? 'Always') as RestartPolicy;
+  let pending = 0;
+  let running = 0;
+  let failed = 0;
+  let succeeded = 0;
+  let ready = 0;
+  const statuses: ApiContainerStatus[] = pod.spec!.containers.map((spec) => {
+    const [latest, previous] = state.containers.filter((c) => c.name === spec.name);
+    const status: ApiContainerStatus = {
+      name: spec.name,
+      image: spec.image!,
+      imageID: latest?.imageRef ?? '',
+      ready: false,
+      restartCount: latest?.restartCount ?? 0,
+      started: false,
+      state: {},
+    };
+    if (latest) status.containerID = `${ctx.runtimeName}://${latest.id}`;
+    const waiting = ctx.actions?.waiting.get(spec.name) ?? ctx.errors.get(spec.name);
+    if (latest?.state === 'running' && !ctx.terminated) {
+      status.state = { running: { startedAt: iso(latest.startedAt || latest.createdAt) } };
+      status.ready = status.started = true;
+      running++;
+      ready++;
+      if (previous && previous.state === 'exited') status.lastState = terminatedState(previous, ctx.runtimeName);
+    } else if (latest?.state === 'exited' && (ctx.terminated || !shouldRestart(policy, latest))) {
+      status.state = terminatedState(latest, ctx.runtimeName);
+      if (latest.exitCode === 0) succeeded++;
+      else failed++;
+      if (previous && previous.state === 'exited') status.lastState = terminatedState(previous, ctx.runtimeName);
+    } else if (latest?.state === 'exited') {
+      // will be restarted: waiting (backoff), last state the exit
+      status.state = { waiting: waiting ?? { reason: 'ContainerCreating' } };
+      status.lastState = terminatedState(latest, ctx.runtimeName);
+      running++; // a restarting container keeps the pod Running, as kubelet reports it
+    } else {
+      status.state = { waiting: waiting ?? { reason: 'ContainerCreating' } };
+      if (latest && latest.state !== 'created') status.lastState = terminatedState(latest, ctx.runtimeName);
+      if (ctx.terminated) failed++;
+      else pending++;
+    }
+    return status;
+  });
+
+  let phase: string;
+  if (pending > 0) phase = 'Pending';
+  else if (running > 0) phase = 'Running';
+  else if (failed > 0) phase = 'Failed';
+  else phase = 'Succeeded';
+
+  const sandbox = state.sandboxes[0];
+  const podIP = isHostNetwork(pod) ? ctx.hostIP : (sandbox?.state === 'ready' ? sandbox.ip : '');
+  const now = iso(Date.now());
+  const allReady = ready === statuses.length && phase === 'Running';
+  const cond = (type: string, ok: boolean): PodCondition => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
+  const status: PodStatus = {
+    phase,
+    conditions: [
+      cond('PodReadyToStartContainers', sandbox?.state === 'ready'),
+      cond('Initialized', true),
+      cond('Ready', allReady),
+      cond('ContainersReady', allReady),
+      cond('PodScheduled', true),
+    ],
+    hostIP: ctx.hostIP || undefined,
+    hostIPs: ctx.hostIP ? [{ ip: ctx.hostIP }] : undefined,
+    podIP: podIP || undefined,
+    podIPs: podIP ? [{ ip: podIP }] : undefined,
+    startTime: ctx.startTime,
+    containerStatuses: statuses,
+    qosClass: 'BestEffort',
+  };
+  return status;
+}

@@ -1,0 +1,161 @@
+/**
+ * Carries out a pod's actions on the CRI runtime (kubelet's kuberuntime manager): kill, create the
+ * sandbox, pull images, create and start containers, and clean up dead instances. Start failures
+ * are returned per container (ErrImagePull, CreateContainerError…), not thrown, so that one bad
+ * container never blocks its siblings.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Pod } from 'kubernetes-types/core/v1';
+import type { Logger } from 'pino';
+import type { Backoff } from './backoff';
+import { ANNOTATION_GRACE_PERIOD } from './labels';
+import { ContainerStartError, type ImagePuller } from './images';
+import { podLogDir } from './log-paths';
+import { backoffKey, type PodActions, type Waiting } from './pod-actions';
+import type { DnsConfig, PodRuntime } from './runtime';
+import { makeContainerConfig, makeSandboxConfig } from './runtime-config';
+import type { RuntimePodState } from './runtime-state';
+import { errorMessage } from '../errors';
+
+export interface RuntimeManagerOptions {
+  runtime: PodRuntime;
+  images: ImagePuller;
+  backoff: Backoff;
+  logger: Logger;
+  podLogsDir: string;
+  hostIP: string;
+  /** DNS for sandboxes that do not use the host network. */
+  dnsConfig?: DnsConfig;
+}
+
+export interface RuntimeManager {
+  syncPod(pod: Pod, state: RuntimePodState, actions: PodActions): Promise<Map<string, Waiting>>;
+  /**
+   * Stops every running container (SIGTERM, SIGKILL after the grace period) and every sandbox.
+   * Without gracePeriodSeconds each container gets the grace period recorded on it at creation.
+   */
+  killPod(podRef: string, state: RuntimePodState, gracePeriodSeconds?: number): Promise<void>;
+  /** Removes the stopped containers and sandboxes of a pod, and its log folder. */
+  removePod(podRef: string, state: RuntimePodState, logDir?: string): Promise<void>;
+  /** Removes dead container instances beyond the newest exited one per container, and old sandboxes. */
+  garbageCollect(state: RuntimePodState): Promise<string[]>;
+}
+
+export function podRef(pod: Pod): string {
+  return `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+}
+
+export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeManager {
+  const { runtime, images, backoff, logger, podLogsDir, hostIP } = options;
+
+  async function stopContainer(ref: string, id: string, name: string, grace: number, reason: string) {
+    logger.info({ pod: ref, container: name, containerId: id, gracePeriod: grace, reason }, 'killing container');
+    await runtime.stopContainer(id, grace);
+  }
+
+  async function killPod(ref: string, state: RuntimePodState, grace?: number) {
+    const graceOf = (annotations: Record<string, string>) => {
+      const recorded = Number(annotations[ANNOTATION_GRACE_PERIOD]);
+      return grace ?? (Number.isInteger(recorded) && recorded >= 0 ? recorded : 30);
+    };
+    await Promise.all(
+      state.containers
+        .filter((c) => c.state === 'running' || c.state === 'unknown')
+        .map((c) => stopContainer(ref, c.id, c.name, graceOf(c.annotations), 'pod stopping')),
+    );
+    for (const s of state.sandboxes) {
+      if (s.state === 'ready') {
+        await runtime.stopPodSandbox(s.id);
+        logger.info({ pod: ref, sandbox: s.id }, 'stopped pod sandbox');
+      }
+    }
+  }
+
+  return {
+    async syncPod(pod, state, actions) {
+      const ref = podRef(pod);
+      const uid = pod.metadata!.uid!;
+      const grace = pod.spec!.terminationGracePeriodSeconds ?? 30;
+      const errors = new Map<string, Waiting>();
+      if (actions.killPod) await killPod(ref, state, grace);
+      for (const k of actions.containersToKill) await stopContainer(ref, k.id, k.name, grace, k.reason);
+
+      const logDir = podLogDir(podLogsDir, pod.metadata!.namespace!, pod.metadata!.name!, uid);
+      const sandboxConfig = makeSandboxConfig(pod, actions.attempt, { podLogsDir, dnsConfig: pod.spec!.hostNetwork ? undefined : options.dnsConfig });
+      let sandboxId = actions.sandboxId;
+      let podIP = state.sandboxes[0]?.ip ?? '';
+      if (actions.createSandbox) {
+        await mkdir(logDir, { recursive: true, mode: 0o755 });
+        sandboxId = await runtime.runPodSandbox(sandboxConfig);
+        podIP = (await runtime.podSandboxStatus(sandboxId)).ip;
+        logger.info({ pod: ref, sandbox: sandboxId, attempt: actions.attempt, podIP: podIP || undefined }, 'created pod sandbox');
+      } else {
+        // use the sandbox's own config for attempt/metadata consistency
+        sandboxConfig.metadata.attempt = state.sandboxes[0]?.metadata.attempt ?? 0;
+      }
+      if (!sandboxId) return errors;
+
+      for (const start of actions.containersToStart) {
+        const c = start.container;
+        if (start.previous) backoff.next(backoffKey(uid, c.name), start.previous.finishedAt);
+        try {
+          const image = await images.ensureImage(backoffKey(uid, c.name), c, sandboxConfig);
+          await mkdir(join(logDir, c.name), { recursive: true, mode: 0o755 });
+          const config = makeContainerConfig(pod, { ...c, image }, start.restartCount, { podIP: podIP || hostIP, hostIP });
+          let id: string;
+          try {
+            id = await runtime.createContainer(sandboxId, config, sandboxConfig);
+          } catch (err) {
+            throw new ContainerStartError('CreateContainerError', errorMessage(err));
+          }
+          try {
+            await runtime.startContainer(id);
+          } catch (err) {
+            throw new ContainerStartError('RunContainerError', errorMessage(err));
+          }
+          logger.info({ pod: ref, container: c.name, containerId: id, restartCount: start.restartCount, reason: start.reason }, 'started container');
+        } catch (err) {
+          const reason = err instanceof ContainerStartError ? err.reason : 'RunContainerError';
+          errors.set(c.name, { reason, message: errorMessage(err) });
+        }
+      }
+      return errors;
+    },
+
+    killPod,
+
+    async removePod(ref, state, logDir) {
+      for (const c of state.containers) await runtime.removeContainer(c.id);
+      for (const s of state.sandboxes) await runtime.removePodSandbox(s.id);
+      if (logDir) await rm(logDir, { recursive: true, force: true });
+      if (state.sandboxes.length) logger.info({ pod: ref }, 'removed pod sandbox and containers');
+    },
+
+    async garbageCollect(state) {
+      const removed: string[] = [];
+      const keptExited = new Set<string>();
+      const newest = new Set<string>();
+      for (const c of state.containers) {
+        // containers are sorted newest first
+        if (!newest.has(c.name)) {
+          newest.add(c.name);
+          if (c.state === 'exited') keptExited.add(c.name);
+          continue;
+        }
+        if (c.state !== 'exited') continue;
+        if (!keptExited.has(c.name)) {
+          keptExited.add(c.name);
+          continue;
+        }
+        await runtime.removeContainer(c.id);
+        removed.push(c.id);
+      }
+      const inUse = new Set(state.containers.filter((c) => !removed.includes(c.id)).map((c) => c.podSandboxId));
+      for (const s of state.sandboxes.slice(1)) {
+        if (s.state === 'notready' && !inUse.has(s.id)) await runtime.removePodSandbox(s.id);
+      }
+      return removed;
+    },
+  };
+}

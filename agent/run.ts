@@ -1,0 +1,211 @@
+/**
+ * `keelson run`: wires the components the operator asked for, reports their health (state file for
+ * `keelson status`, healthz on 127.0.0.1:10248), and stops them on SIGTERM/SIGINT without touching
+ * the pods (containers survive a restart of keelson).
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { createCriClient, type CriClient } from '../cri/client';
+import { createDnsComponent, parseDnsConfig } from '../dns';
+import { createProxyComponent, parseProxyConfig } from '../netproxy';
+import { createStaticPodsComponent, type KubeletComponent } from './pods';
+import type { Component, ComponentHealth } from './component';
+import { ErrorCodes, errorMessage, KeelsonError } from './errors';
+import type { KeelsonConfig } from './config';
+import { createKubeClient } from './kube/client';
+import { createInformerFactory, type InformerFactory } from './kube/informer-factory';
+import { loadKubeconfig } from './kube/kubeconfig';
+import { Resources } from './kube/resources';
+import { detectNodeIP } from './node-ip';
+import { writeDaemonState, type DaemonState, type PodStatusView } from './state-file';
+import { keelsonVersion } from './version';
+
+const STATE_WRITE_INTERVAL_MS = 2000;
+
+/** Parses the proxy and dns sections; a problem fails start-up naming file and field. */
+export function componentConfigs(config: KeelsonConfig) {
+  const file = config.configPath ?? '(defaults)';
+  const dns = parseDnsConfig({ clusterDomain: config.kubelet.clusterDomain, dns: config.dnsRaw });
+  const proxy = parseProxyConfig(config.proxyRaw);
+  const problems = [...dns.problems, ...proxy.problems.map((p) => ({ ...p, field: `proxy.${p.field}` }))];
+  if (problems.length) {
+    throw new KeelsonError(ErrorCodes.CONFIG_INVALID, `invalid config ${file}: ${problems.map((p) => `${p.field}: ${p.reason}`).join('; ')}`, { object: file });
+  }
+  return { dns: dns.config, proxy: proxy.config };
+}
+
+function podViews(kubelet: KubeletComponent | undefined): PodStatusView[] {
+  if (!kubelet) return [];
+  return kubelet.pods().map((p) => ({
+    namespace: p.namespace,
+    name: p.name,
+    uid: p.uid,
+    phase: p.phase,
+    ...(p.podIP ? { podIP: p.podIP } : {}),
+    source: p.file ? `file ${p.file}` : p.source,
+    containers: p.containers.map((c) => ({
+      name: c.name,
+      state: c.state,
+      restartCount: c.restartCount,
+      ...(c.reason ? { reason: c.reason } : {}),
+      ...(c.containerID ? { containerID: c.containerID } : {}),
+      image: c.image,
+    })),
+  }));
+}
+
+function listenHealthz(address: string, port: number, healthy: () => boolean, logger: Logger): Server {
+  const server = createServer((req, res) => {
+    if (req.url === '/healthz' || req.url?.startsWith('/healthz?')) {
+      const ok = healthy();
+      res.writeHead(ok ? 200 : 500, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'unhealthy');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  server.on('error', (err) => logger.error({ err, address: `${address}:${port}` }, 'kubelet healthz cannot listen'));
+  server.listen(port, address);
+  return server;
+}
+
+export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Promise<number> {
+  const logger = rootLogger.child({ component: 'agent' });
+  let settings;
+  try {
+    settings = componentConfigs(config);
+  } catch (err) {
+    process.stderr.write(`keelson: ${errorMessage(err)}\n`);
+    return 1;
+  }
+  mkdirSync(config.rootDir, { recursive: true, mode: 0o755 });
+  const mode: DaemonState['mode'] = config.kubeconfig ? 'cluster' : 'standalone';
+  const nodeIP = config.nodeIP ?? detectNodeIP();
+  const startedAt = new Date().toISOString();
+  const components: Component[] = [];
+  let kubelet: KubeletComponent | undefined;
+  let cri: CriClient | undefined;
+  let informers: InformerFactory | undefined;
+
+  if (config.components.includes('kubelet')) {
+    cri = createCriClient({ endpoint: config.kubelet.containerRuntimeEndpoint, slowTimeoutMs: config.kubelet.runtimeRequestTimeoutMs, logger: rootLogger.child({ component: 'cri' }) });
+    kubelet = createStaticPodsComponent({
+      cri,
+      logger: rootLogger,
+      config: {
+        staticPodPath: config.kubelet.staticPodPath,
+        podLogsDir: config.kubelet.podLogsDir,
+        rootDir: config.rootDir,
+        nodeName: config.nodeName,
+        ...(nodeIP ? { nodeIP } : {}),
+        resolvConf: config.kubelet.resolvConf,
+        fileCheckFrequencyMs: config.kubelet.fileCheckFrequencyMs,
+      },
+    });
+    components.push(kubelet);
+  }
+
+  const clusterComponents = config.components.filter((c) => c !== 'kubelet');
+  if (mode === 'standalone' && clusterComponents.length) {
+    logger.info({ components: clusterComponents.join(',') }, 'standalone mode (no kubeconfig): proxy and dns serve a cluster and are not started');
+  }
+  if (mode === 'cluster' && clusterComponents.length) {
+    const kubeconfig = loadKubeconfig(config.kubeconfig!);
+    const client = createKubeClient(kubeconfig, { logger: rootLogger.child({ component: 'kube' }), userAgent: `keelson/${keelsonVersion()} (${config.nodeName})` });
+    informers = createInformerFactory({ client, logger: rootLogger.child({ component: 'kube' }) });
+    const services = informers.forResource(Resources.services);
+    const endpointSlices = informers.forResource(Resources.endpointslices);
+    if (config.components.includes('proxy')) {
+      components.push(
+        createProxyComponent({ input: { services, endpointSlices }, config: settings.proxy, logger: rootLogger, nodeName: config.nodeName, nodeIPs: nodeIP ? [nodeIP] : [] }),
+      );
+    }
+    if (config.components.includes('dns')) {
+      const pods = informers.forResource(Resources.pods);
+      const namespaces = informers.forResource(Resources.namespaces);
+      components.push(
+        createDnsComponent({ input: { services, endpointSlices, pods, namespaces }, config: settings.dns, logger: rootLogger, checkpointDir: join(config.rootDir, 'checkpoints') }),
+      );
+    }
+    informers.start();
+  }
+
+  logger.info(
+    {
+      version: keelsonVersion(),
+      node: config.nodeName,
+      mode,
+      components: config.components.join(','),
+      runtime: config.kubelet.containerRuntimeEndpoint,
+      proxyMode: config.components.includes('proxy') && mode === 'cluster' ? settings.proxy.mode ?? 'auto' : 'off',
+      dns: config.components.includes('dns') && mode === 'cluster' ? settings.dns.listen.join(',') : 'off',
+      rootDir: config.rootDir,
+    },
+    'keelson starting',
+  );
+
+  const startErrors = new Map<string, string>();
+  await Promise.all(
+    components.map(async (c) => {
+      try {
+        await c.start();
+      } catch (err) {
+        startErrors.set(c.name, errorMessage(err));
+        logger.error({ err, target: c.name }, `${c.name} failed to start`);
+      }
+    }),
+  );
+
+  const health = (): ComponentHealth[] => [
+    ...components.map((c) => (startErrors.has(c.name) ? { name: c.name, healthy: false, message: `failed to start: ${startErrors.get(c.name)}` } : c.health())),
+    ...(informers ? informers.health() : []),
+  ];
+  const state = (stopped = false): DaemonState => ({
+    pid: process.pid,
+    version: keelsonVersion(),
+    nodeName: config.nodeName,
+    mode,
+    startedAt,
+    updatedAt: new Date().toISOString(),
+    ...(stopped ? { stopped } : {}),
+    components: health(),
+    pods: podViews(kubelet),
+    problems: kubelet ? kubelet.manifestProblems().map((p) => `${p.file}${p.document !== undefined ? ` (document ${p.document})` : ''}: ${p.field}: ${p.message}`) : [],
+  });
+  const writeState = (stopped = false) => {
+    try {
+      writeDaemonState(config.rootDir, state(stopped));
+    } catch (err) {
+      logger.warn({ err, rootDir: config.rootDir }, 'cannot write daemon state for keelson status');
+    }
+  };
+  writeState();
+  const stateTimer = setInterval(() => writeState(), STATE_WRITE_INTERVAL_MS);
+  const healthz = config.components.includes('kubelet')
+    ? listenHealthz(config.kubelet.healthzBindAddress, config.kubelet.healthzPort, () => !kubelet || kubelet.health().healthy, logger)
+    : undefined;
+  logger.info({ pid: process.pid }, 'keelson running');
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'stopping keelson (pods keep running)');
+  clearInterval(stateTimer);
+  healthz?.close();
+  await Promise.all(
+    components.map(async (c) => {
+      try {
+        await c.stop();
+      } catch (err) {
+        logger.warn({ err, target: c.name }, `${c.name} did not stop cleanly`);
+      }
+    }),
+  );
+  await informers?.stop();
+  cri?.close();
+  writeState(true);
+  logger.info('keelson stopped');
+  return 0;
+}

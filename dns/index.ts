@@ -1,0 +1,3 @@
+export { createDnsComponent, type DnsComponent, type DnsComponentOptions } from './component';
+export { parseDnsConfig, DNS_DEFAULTS, type DnsConfig, type PodMode } from './config';
+export type { DnsInput, Feed, FeedHandler } from './input';

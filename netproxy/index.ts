@@ -1,0 +1,252 @@
+/**
+ * keelson's service proxy as one component: feed → change trackers → desired state → backend,
+ * driven by one bounded-frequency sync runner, with health and metrics endpoints.
+ */
+import type { Logger } from 'pino';
+import type { BackendContext, ProxyBackend } from './backend';
+import type { ProxyConfig, ProxyMode } from './config';
+import { clearStaleFlows, staleFlowCommands } from './conntrack';
+import { createProxyState, type DesiredState } from './desiredstate';
+import { createCommandRunner, type CommandRunner } from './exec';
+import { createServiceHealthServers, listen, type Listening } from './healthserver';
+import type { FeedHandler, ProxyInput } from './input';
+import { createProxyMetrics } from './metrics';
+import { chooseMode } from './mode';
+import { createNftablesBackend, cleanupNftables } from './nftables/backend';
+import { ProxyError, ProxyErrorCodes } from './errors';
+import { realClock, createSyncRunner, type Clock } from './syncrunner';
+
+export type { ProxyInput, Feed, FeedHandler } from './input';
+export { parseProxyConfig, defaultProxyConfig } from './config';
+export type { ProxyConfig, ProxyMode } from './config';
+
+export interface ProxyHealth {
+  name: string;
+  healthy: boolean;
+  message?: string;
+  lastSyncTime?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface ProxyComponentOptions {
+  input: ProxyInput;
+  config: ProxyConfig;
+  logger: Logger;
+  nodeName: string;
+  nodeIPs: string[];
+  exec?: CommandRunner;
+  clock?: Clock;
+  /** Where health-check node ports listen (default 0.0.0.0; tests use 127.0.0.1). */
+  healthCheckBindHost?: string;
+}
+
+export interface ProxyComponent {
+  readonly name: 'proxy';
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  health(): ProxyHealth;
+  /** The mode in use (after start). */
+  mode(): ProxyMode | undefined;
+  /** Resolves once every change recorded so far is in the kernel (for tests and tools). */
+  flush(): Promise<void>;
+  /** Bound ports of the health and metrics servers (after start). */
+  ports(): { healthz?: number; metrics?: number };
+}
+
+export function createBackend(mode: ProxyMode, ctx: BackendContext): ProxyBackend {
+  if (mode === 'nftables') return createNftablesBackend(ctx);
+  throw new ProxyError(ProxyErrorCodes.MODE_UNSUPPORTED, `proxy mode ${mode} is not implemented in this build; use nftables`, { object: `mode=${mode}` });
+}
+
+export function createProxyComponent(options: ProxyComponentOptions): ProxyComponent {
+  const { input, config, nodeName, nodeIPs } = options;
+  const logger = options.logger.child({ component: 'proxy' });
+  const exec = options.exec ?? createCommandRunner();
+  const clock = options.clock ?? realClock;
+  const state = createProxyState({ nodeName, logger });
+  const metrics = createProxyMetrics();
+  const healthChecks = createServiceHealthServers(options.healthCheckBindHost ?? '0.0.0.0');
+  let backend: ProxyBackend | undefined;
+  let mode: ProxyMode | undefined;
+  let lastSyncOk = 0;
+  let lastError: string | undefined;
+  let unsubscribers: (() => void)[] = [];
+  let servers: Listening[] = [];
+  let healthzPort: number | undefined;
+  let metricsPort: number | undefined;
+  let lastState: DesiredState | undefined;
+  let pendingChanged = new Set<string>();
+  let pendingPrevious = new Map<string, import('./desiredstate').ServicePortState[]>();
+  let pendingTriggers: number[] = [];
+  let started = false;
+
+  const synced = () => input.services.hasSynced() && input.endpointSlices.hasSynced() && (input.nodes?.hasSynced() ?? true);
+
+  let serial: Promise<unknown> = Promise.resolve();
+  function syncOnce(full: boolean): Promise<boolean> {
+    const next = serial.then(() => syncLocked(full));
+    serial = next.catch(() => undefined);
+    return next;
+  }
+
+  async function syncLocked(full: boolean): Promise<boolean> {
+    if (!backend || !synced()) return true;
+    const t0 = performance.now();
+    const built = state.build(full);
+    for (const k of built.changed) pendingChanged.add(k);
+    for (const [k, v] of built.previous) if (!pendingPrevious.has(k)) pendingPrevious.set(k, v);
+    pendingTriggers.push(...state.lastTriggerTimes());
+    lastState = built.state;
+    try {
+      const stats = await backend.sync({ state: built.state, changed: pendingChanged, full });
+      metrics.rules = stats.rules;
+    } catch (err) {
+      metrics.syncErrors++;
+      lastError = (err as Error).message;
+      logger.error({ err, mode, full }, 'proxy sync failed; will retry with a full sync');
+      return false;
+    }
+    const changed = pendingChanged;
+    const previous = pendingPrevious;
+    pendingChanged = new Set();
+    pendingPrevious = new Map();
+    const seconds = (performance.now() - t0) / 1000;
+    metrics.syncDuration.observe(seconds);
+    const now = clock.now();
+    for (const t of pendingTriggers) metrics.programmingLatency.observe(Math.max(0, (now - t) / 1000));
+    pendingTriggers = [];
+    lastSyncOk = now;
+    metrics.lastSyncSeconds = now / 1000;
+    lastError = undefined;
+    logger.debug({ mode, full, services: changed.size, seconds }, 'proxy rules synced');
+    if (config.conntrack.udpStaleFlowCleanup) {
+      for (const key of changed) {
+        const cmds = staleFlowCommands(previous.get(key), built.state.services.get(key));
+        if (cmds.length) await clearStaleFlows(exec, logger, key, cmds);
+      }
+    }
+    await syncHealthChecks(built.state);
+    return true;
+  }
+
+  async function syncHealthChecks(desired: DesiredState) {
+    const wanted = new Map<number, { service: string; localEndpoints: number }>();
+    for (const ports of desired.services.values()) {
+      for (const p of ports) {
+        if (p.healthCheckNodePort === undefined) continue;
+        const prev = wanted.get(p.healthCheckNodePort);
+        wanted.set(p.healthCheckNodePort, { service: p.service, localEndpoints: Math.max(prev?.localEndpoints ?? 0, p.localReady) });
+      }
+    }
+    await healthChecks.sync(wanted, (port, err) => logger.warn({ port, err }, 'health check node port unavailable'));
+  }
+
+  const runner = createSyncRunner({ minIntervalMs: config.minSyncPeriodMs, maxIntervalMs: config.syncPeriodMs, clock, run: syncOnce });
+
+  function handler<T>(record: (prev: T | undefined, cur: T | undefined) => void): FeedHandler<T> {
+    return {
+      onAdd: (obj) => {
+        record(undefined, obj);
+        runner.request();
+      },
+      onUpdate: (oldObj, newObj) => {
+        record(oldObj, newObj);
+        runner.request();
+      },
+      onDelete: (obj) => {
+        record(obj, undefined);
+        runner.request();
+      },
+      onSynced: () => runner.requestFull(),
+    };
+  }
+
+  function healthy(): boolean {
+    if (!started || lastSyncOk === 0) return false;
+    return clock.now() - lastSyncOk <= 2 * config.syncPeriodMs + config.minSyncPeriodMs;
+  }
+
+  const component: ProxyComponent = {
+    name: 'proxy',
+    async start() {
+      mode = await chooseMode(config.mode, exec, logger);
+      backend = createBackend(mode, { exec, logger, config, nodeIPs });
+      started = true;
+      unsubscribers = [
+        input.services.subscribe(handler((p, c) => state.recordService(p, c))),
+        input.endpointSlices.subscribe(handler((p, c) => state.recordEndpointSlice(p, c))),
+      ];
+      if (input.nodes) unsubscribers.push(input.nodes.subscribe(handler((_p, c) => state.recordNode(c))));
+      if (config.healthzBindAddress) {
+        const s = await listen(config.healthzBindAddress, (path) => {
+          if (path !== '/healthz' && path !== '/livez') return { status: 404, body: 'not found\n', type: 'text/plain' };
+          const ok = healthy();
+          const body = JSON.stringify({
+            lastUpdated: lastSyncOk ? new Date(lastSyncOk).toISOString() : '',
+            currentTime: new Date(clock.now()).toISOString(),
+            nodeName,
+          });
+          return { status: ok ? 200 : 503, body };
+        });
+        servers.push(s);
+        healthzPort = s.port;
+      }
+      if (config.metricsBindAddress) {
+        const s = await listen(config.metricsBindAddress, (path) => {
+          if (path === '/metrics') return { status: 200, body: metrics.render(), type: 'text/plain; version=0.0.4' };
+          if (path === '/proxyMode') return { status: 200, body: mode ?? '', type: 'text/plain' };
+          return { status: 404, body: 'not found\n', type: 'text/plain' };
+        });
+        servers.push(s);
+        metricsPort = s.port;
+      }
+      runner.start();
+      runner.requestFull();
+      logger.info({ mode, nodeName }, 'service proxy started');
+    },
+    async stop() {
+      for (const u of unsubscribers) u();
+      unsubscribers = [];
+      await runner.stop();
+      for (const s of servers) await s.close();
+      servers = [];
+      await healthChecks.close();
+      started = false;
+    },
+    health() {
+      const ok = healthy();
+      return {
+        name: 'proxy',
+        healthy: ok,
+        ...(ok ? { message: `${mode} rules in sync` } : { message: lastError ?? (lastSyncOk ? 'syncs stopped succeeding' : 'no successful sync yet') }),
+        ...(lastSyncOk ? { lastSyncTime: new Date(lastSyncOk).toISOString() } : {}),
+        details: { mode, services: lastState?.services.size ?? 0, rules: metrics.rules },
+      };
+    },
+    mode: () => mode,
+    async flush() {
+      await runner.idle();
+      if (state.pending() > 0 || pendingChanged.size > 0) {
+        await syncOnce(false);
+      }
+    },
+    ports: () => ({ ...(healthzPort !== undefined ? { healthz: healthzPort } : {}), ...(metricsPort !== undefined ? { metrics: metricsPort } : {}) }),
+  };
+  return component;
+}
+
+/** `keelson cleanup`: removes every rule, chain, table and set netproxy owns, in one mode or all. */
+export async function cleanup(mode: ProxyMode | 'all', options: { exec?: CommandRunner; logger: Logger }): Promise<void> {
+  const exec = options.exec ?? createCommandRunner();
+  const modes: ProxyMode[] = mode === 'all' ? ['nftables', 'iptables', 'ipvs'] : [mode];
+  for (const m of modes) {
+    try {
+      if (m === 'nftables') await cleanupNftables(exec);
+      else continue; // this build never creates iptables or ipvs objects
+      options.logger.info({ mode: m }, 'proxy rules removed');
+    } catch (err) {
+      options.logger.warn({ mode: m, err }, 'proxy cleanup incomplete');
+      if (mode !== 'all') throw err;
+    }
+  }
+}

