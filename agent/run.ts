@@ -8,16 +8,13 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createCriClient, type CriClient } from '../cri/client';
-import { createDnsComponent, parseDnsConfig } from '../dns';
-import { createProxyComponent, parseProxyConfig } from '../netproxy';
+import { parseDnsConfig } from '../dns/config';
+import { parseProxyConfig } from '../netproxy/config';
 import { createStaticPodsComponent, type KubeletComponent } from './pods';
 import type { Component, ComponentHealth } from './component';
 import { ErrorCodes, errorMessage, KeelsonError } from './errors';
 import type { KeelsonConfig } from './config';
-import { createKubeClient } from './kube/client';
-import { createInformerFactory, type InformerFactory } from './kube/informer-factory';
-import { loadKubeconfig } from './kube/kubeconfig';
-import { Resources } from './kube/resources';
+import type { InformerFactory } from './kube/informer-factory';
 import { detectNodeIP } from './node-ip';
 import { writeDaemonState, type DaemonState, type PodStatusView } from './state-file';
 import { keelsonVersion } from './version';
@@ -111,12 +108,18 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     logger.info({ components: clusterComponents.join(',') }, 'standalone mode (no kubeconfig): proxy and dns serve a cluster and are not started');
   }
   if (mode === 'cluster' && clusterComponents.length) {
+    // Loaded only when needed, so a standalone kubelet does not pay for them in memory.
+    const { createKubeClient } = await import('./kube/client.js');
+    const { createInformerFactory } = await import('./kube/informer-factory.js');
+    const { loadKubeconfig } = await import('./kube/kubeconfig.js');
+    const { Resources } = await import('./kube/resources.js');
     const kubeconfig = loadKubeconfig(config.kubeconfig!);
     const client = createKubeClient(kubeconfig, { logger: rootLogger.child({ component: 'kube' }), userAgent: `keelson/${keelsonVersion()} (${config.nodeName})` });
     informers = createInformerFactory({ client, logger: rootLogger.child({ component: 'kube' }) });
     const services = informers.forResource(Resources.services);
     const endpointSlices = informers.forResource(Resources.endpointslices);
     if (config.components.includes('proxy')) {
+      const { createProxyComponent } = await import('../netproxy/index.js');
       components.push(
         createProxyComponent({ input: { services, endpointSlices }, config: settings.proxy, logger: rootLogger, nodeName: config.nodeName, nodeIPs: nodeIP ? [nodeIP] : [] }),
       );
@@ -124,6 +127,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     if (config.components.includes('dns')) {
       const pods = informers.forResource(Resources.pods);
       const namespaces = informers.forResource(Resources.namespaces);
+      const { createDnsComponent } = await import('../dns/component.js');
       components.push(
         createDnsComponent({ input: { services, endpointSlices, pods, namespaces }, config: settings.dns, logger: rootLogger, checkpointDir: join(config.rootDir, 'checkpoints') }),
       );

@@ -16,10 +16,14 @@
  *   cri.close();
  *
  * Messages use the proto's snake_case field names; int64 values come back as decimal strings and
- * enums as their names (see cri/types.ts and cri/proto.ts). Every failure is a CriError
- * (cri/errors.ts) with a stable code and the object concerned (`container=<id>`, `socket=<path>`):
- * KEELSON_ERR_CRI_UNAVAILABLE (socket missing/refused/runtime down), _DEADLINE, _UNSUPPORTED_VERSION,
- * _CALL_FAILED (with `grpcCode`; `isNotFound(err)` for NOT_FOUND).
+ * enums as their names; absent fields come back as their defaults ('' / 0 / [] / {}), absent
+ * messages as null (see cri/types.ts). Encoding is keelson's own codec (cri/codec.ts) driven by
+ * cri/proto/api.proto; @grpc/proto-loader is not used (it costs ~15 MB of RSS).
+ *
+ * Every failure is a CriError (cri/errors.ts) with a stable code and the object concerned
+ * (`container=<id>`, `socket=<path>`): KEELSON_ERR_CRI_UNAVAILABLE (socket missing or refused,
+ * runtime down), _DEADLINE, _UNSUPPORTED_VERSION, _CALL_FAILED (with `grpcCode`; `isNotFound(err)`
+ * for NOT_FOUND).
  *
  * Deadlines, overridable per call with `{ timeoutMs }`:
  * - `timeoutMs` (default 10 s): reads and quick calls (version, status, list, stats, exec URLs, ...);

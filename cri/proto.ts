@@ -1,16 +1,18 @@
 /**
- * Loads cri/proto/api.proto once, at run time, with @grpc/proto-loader.
+ * Loads cri/proto/api.proto once, at run time, with keelson's own small codec (cri/codec.ts)
+ * instead of @grpc/proto-loader + protobufjs, which would cost 10–17 MB of RSS.
  *
- * Options, chosen so the TypeScript shapes in cri/types.ts hold:
- * - keepCase: field names stay snake_case as in the proto (`pod_sandbox_id`);
- * - longs: String — int64 nanosecond timestamps exceed 2^53, so they arrive as exact decimal strings;
- * - enums: String — `'CONTAINER_RUNNING'` rather than 1;
- * - defaults/arrays/objects: true — absent scalars, lists and maps come back as '', 0, [], {}
- *   (the runtime omits zero values on the wire, e.g. state CONTAINER_CREATED or exit_code 0).
+ * Mapping, chosen so the TypeScript shapes in cri/types.ts hold:
+ * - field names stay snake_case as in the proto (`pod_sandbox_id`);
+ * - int64/uint64 arrive as exact decimal strings (nanosecond timestamps exceed 2^53); requests
+ *   take numbers or strings;
+ * - enums are names (`'CONTAINER_RUNNING'`);
+ * - absent scalars, lists and maps come back as '', 0, [], {} (the runtime leaves zero values off
+ *   the wire, e.g. state CONTAINER_CREATED or exit_code 0); absent messages as null.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import * as protoLoader from '@grpc/proto-loader';
+import { createCodec, parseProto, type Codec, type Schema } from './codec';
 
 /**
  * The proto ships as a source file beside the package: from dist/cri/proto.js it is at
@@ -22,35 +24,41 @@ export function protoPath(): string {
   throw new Error(`CRI proto not found; looked at ${candidates.join(', ')}`);
 }
 
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  arrays: true,
-  objects: true,
-  oneofs: true,
-};
+let loaded: { schema: Schema; codec: Codec } | undefined;
 
-let cached: protoLoader.PackageDefinition | undefined;
-
-export function loadCriDefinition(): protoLoader.PackageDefinition {
-  cached ??= protoLoader.loadSync(protoPath(), LOADER_OPTIONS);
-  return cached;
+export function loadCri(): { schema: Schema; codec: Codec } {
+  if (!loaded) {
+    const schema = parseProto(readFileSync(protoPath(), 'utf8'));
+    if (schema.pkg !== 'runtime.v1') throw new Error(`CRI proto has package ${schema.pkg}, expected runtime.v1`);
+    loaded = { schema, codec: createCodec(schema) };
+  }
+  return loaded;
 }
 
 export interface MethodDef {
+  /** gRPC path, e.g. `/runtime.v1.RuntimeService/Version`. */
   path: string;
-  requestStream: boolean;
   responseStream: boolean;
   requestSerialize: (value: unknown) => Buffer;
   responseDeserialize: (bytes: Buffer) => unknown;
 }
 
-/** The definition of one RPC, e.g. method('RuntimeService', 'Version'). */
+const methods = new Map<string, MethodDef>();
+
+/** The definition of one RPC, e.g. methodDef('RuntimeService', 'Version'). */
 export function methodDef(service: 'RuntimeService' | 'ImageService', rpc: string): MethodDef {
-  const svc = loadCriDefinition()[`runtime.v1.${service}`] as unknown as Record<string, MethodDef> | undefined;
-  const def = svc?.[rpc];
-  if (!def) throw new Error(`CRI proto has no RPC ${service}/${rpc}`);
+  const key = `${service}/${rpc}`;
+  let def = methods.get(key);
+  if (def) return def;
+  const { schema, codec } = loadCri();
+  const r = schema.services.get(service)?.get(rpc);
+  if (!r) throw new Error(`CRI proto has no RPC ${key}`);
+  def = {
+    path: `/${schema.pkg}.${service}/${rpc}`,
+    responseStream: r.responseStream,
+    requestSerialize: (value) => codec.encode(r.request, value),
+    responseDeserialize: (bytes) => codec.decode(r.response, bytes),
+  };
+  methods.set(key, def);
   return def;
 }

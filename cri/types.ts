@@ -1,6 +1,6 @@
 /**
- * TypeScript shapes of the CRI runtime.v1 messages in cri/proto/api.proto, as @grpc/proto-loader
- * hands them over with the options of cri/proto.ts:
+ * TypeScript shapes of the CRI runtime.v1 messages in cri/proto/api.proto, as keelson's codec
+ * (cri/codec.ts, loaded by cri/proto.ts) hands them over:
  * - field names are the proto's own snake_case names (keepCase);
  * - 64-bit integers (`int64`, `uint64`) arrive as decimal strings, because nanosecond timestamps
  *   do not fit a JS number exactly; in requests a number or a string is accepted (`Int64In`);

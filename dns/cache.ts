@@ -59,15 +59,19 @@ export function createCacheStage(opts: CacheOptions): CacheStage {
 
   const keyOf = (req: DnsRequest) => `${req.question.type}:${req.query.cd ? 1 : 0}:${req.qname}`;
 
-  function store(key: string, msg: Message): void {
-    if (opts.size <= 0) return;
+  /** Stores `msg` when cacheable; returns the message to answer with (negative TTLs capped). */
+  function store(key: string, msg: Message): Message {
     const t = cacheTtl(msg, opts.maxTtl, opts.negativeTtl);
-    if (!t || t.ttl <= 0) return;
+    if (!t || t.ttl <= 0) return msg;
     const stored = now();
+    // A negative answer must not tell clients to keep it longer than we do.
+    const message = t.negative ? { ...msg, authorities: msg.authorities.map((r) => ({ ...r, ttl: Math.min(r.ttl, t.ttl) })) } : msg;
+    if (opts.size <= 0) return message;
     map.delete(key);
-    map.set(key, { message: msg, stored, ttl: t.ttl, expires: stored + t.ttl * 1000, hits: 0, prefetching: false, negative: t.negative });
+    map.set(key, { message, stored, ttl: t.ttl, expires: stored + t.ttl * 1000, hits: 0, prefetching: false, negative: t.negative });
     while (map.size > opts.size) map.delete(map.keys().next().value!);
     opts.metrics?.cacheSize(map.size);
+    return message;
   }
 
   function fetch(key: string, req: DnsRequest, next: Next): Promise<Message> {
@@ -75,10 +79,7 @@ export function createCacheStage(opts: CacheOptions): CacheStage {
     if (p) return p;
     p = Promise.resolve()
       .then(() => next(req))
-      .then((msg) => {
-        store(key, msg);
-        return msg;
-      })
+      .then((msg) => store(key, msg))
       .finally(() => inflight.delete(key));
     inflight.set(key, p);
     return p;

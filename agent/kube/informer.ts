@@ -348,6 +348,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
       armStall(stallTimeoutMs);
       const finish = () => {
         ended = true;
+        if (!stopped) reconnects++;
         clock.clearTimeout(stallTimer);
         currentWatch = undefined;
       };
@@ -390,7 +391,6 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
         }
         const outcome = await watchOnce();
         if (stopped) break;
-        reconnects++;
         if (outcome.kind === 'stalled') {
           logger.warn({ resourceVersion, stallTimeoutMs }, 'watch stalled (no data, not even bookmarks), reconnecting');
         } else if (outcome.kind === 'dropped') {

@@ -196,7 +196,10 @@ disabled_plugins = [
   sandbox_image = ${JSON.stringify(PAUSE_IMAGE)}
   disable_apparmor = true
   enable_selinux = false
+  # Root in some VMs lacks CAP_SYS_RESOURCE: never ask runc for an oom_score_adj below containerd's own.
   restrict_oom_score_adj = true
+  # Pod network namespaces live under the state dir, so teardown's unmount removes leftovers too.
+  netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   max_container_log_line_size = 16384
