@@ -71,19 +71,20 @@ export type DecodeResult =
   /** `message` holds what could be parsed (header at least, when present) for a FORMERR reply. */
   | { ok: false; reason: string; message?: Message };
 
-class WireError extends Error {}
+/** Not an Error subclass on purpose: no stack trace to capture on the hot path of junk packets. */
+class WireError {
+  constructor(readonly message: string) {}
+}
 
 const MAX_NAME = 255;
 const MAX_POINTER_HOPS = 127;
 
+const BYTE_TEXT: string[] = Array.from({ length: 256 }, (_, c) =>
+  c === 0x2e || c === 0x5c ? '\\' + String.fromCharCode(c) : c > 0x20 && c < 0x7f ? String.fromCharCode(c) : '\\' + String(c).padStart(3, '0'));
+
 function escapeLabel(buf: Uint8Array, start: number, len: number): string {
   let out = '';
-  for (let i = start; i < start + len; i++) {
-    const c = buf[i]!;
-    if (c === 0x2e || c === 0x5c) out += '\\' + String.fromCharCode(c);
-    else if (c > 0x20 && c < 0x7f) out += String.fromCharCode(c);
-    else out += '\\' + String(c).padStart(3, '0');
-  }
+  for (let i = start; i < start + len; i++) out += BYTE_TEXT[buf[i]!]!;
   return out;
 }
 

@@ -69,6 +69,22 @@ fi
 for _ in $(seq 1 50); do containerd_up && break; sleep 0.2; done
 containerd_up || { echo "keelson: containerd did not come up at $SOCKET; see its log" >&2; exit 1; }
 
+# Where root lacks CAP_SYS_RESOURCE (some VMs and containers), runc cannot give the sandbox the
+# negative oom_score_adj containerd asks for; restrict_oom_score_adj makes containerd ask for less.
+cap_eff=$(awk '/^CapEff/ {print $2}' /proc/self/status)
+if (( (16#$cap_eff >> 24 & 1) == 0 )) && ! grep -q 'restrict_oom_score_adj' "$CONTAINERD_CONFIG"; then
+  sed -i "s|^\(\s*\)sandbox_image = .*$|&\n\1restrict_oom_score_adj = true|" "$CONTAINERD_CONFIG"
+  echo "keelson: this host's root lacks CAP_SYS_RESOURCE: set restrict_oom_score_adj = true in $CONTAINERD_CONFIG"
+  if [ -f /run/keelson-quickstart-containerd.pid ]; then
+    kill "$(cat /run/keelson-quickstart-containerd.pid)" 2>/dev/null || true; sleep 1
+    nohup containerd >>/var/log/containerd.log 2>&1 &
+    echo $! > /run/keelson-quickstart-containerd.pid
+  elif [ -d /run/systemd/system ]; then
+    systemctl restart containerd
+  fi
+  for _ in $(seq 1 50); do containerd_up && break; sleep 0.2; done
+fi
+
 echo "== 4/6 demo image"
 bash scripts/import-images.sh "$SOCKET"
 

@@ -10,7 +10,7 @@ else
   echo "keelson: not root: skipping package installation (root-only tests will skip outside CI)"
   bash scripts/prereqs.sh --npm-only
 fi
-bash scripts/build.sh
+bash scripts/build.sh --clean
 node_bin=$(scripts/node-runtime.sh)
 mkdir -p .test-logs
 log=.test-logs/ava.tap

@@ -21,7 +21,6 @@
 import type { Logger } from 'pino';
 import type { ComponentHealth } from '../component';
 import { ErrorCodes, KeelsonError, errorMessage } from '../errors';
-import type { Feed, FeedHandler } from '../../test/harness/feed';
 import { ApiStatusError, isApiStatusError, isExpired, isResourceVersionTooLarge, statusFromObject } from './api-error';
 import { createBackoff } from './backoff';
 import type { BackoffOptions } from './backoff';
@@ -30,7 +29,25 @@ import type { Clock } from './clock';
 import type { KubeClient, WatchEvent } from './client';
 import type { KubeObject, ResourceDescriptor } from './resources';
 
-export type InformerHandler<T> = FeedHandler<T>;
+/**
+ * The handler contract shared with dns/ and netproxy/ (and test/harness/feed.ts, whose memory feed
+ * stands in for an informer in their tests): subscribe replays the cache as onAdd, then onSynced
+ * once the first list is in.
+ */
+export interface InformerHandler<T> {
+  onAdd(obj: T): void;
+  onUpdate(oldObj: T, newObj: T): void;
+  onDelete(obj: T): void;
+  onSynced?(): void;
+}
+
+type FeedHandler<T> = InformerHandler<T>;
+
+export interface Feed<T> {
+  subscribe(handler: InformerHandler<T>): () => void;
+  list(): T[];
+  hasSynced(): boolean;
+}
 
 export interface InformerSelector {
   /** Limit to one namespace (namespaced resources only). */
@@ -57,6 +74,17 @@ export interface InformerOptions<T> extends InformerSelector {
   listTimeoutMs?: number;
   /** A watch that ends sooner than this with no event counts as a failure (backs off). Default 1 s. */
   minWatchMs?: number;
+  /**
+   * Applied to every object before it is cached (it may modify the object, which the informer owns).
+   * Default: drop metadata.managedFields, often a third of an object's size and used by no keelson
+   * component; an update sent without it leaves the server's copy as it was.
+   */
+  transform?: (obj: T) => T;
+}
+
+export function stripManagedFields<T extends KubeObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
 }
 
 export type InformerDetails = {
@@ -121,6 +149,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   const listTimeoutMs = options.listTimeoutMs ?? 60_000;
   const minWatchMs = options.minWatchMs ?? 1000;
   const backoff = createBackoff(clock, options.backoff);
+  const transform = options.transform ?? stripManagedFields;
   const selector = { namespace: resource.namespaced ? options.namespace : undefined, labelSelector: options.labelSelector, fieldSelector: options.fieldSelector };
 
   let store = new Map<string, T>();
@@ -209,7 +238,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
         logger.warn({ object: objectKey(item ?? {}) }, 'list returned an object without a name, skipped');
         continue;
       }
-      next.set(objectKey(item), item);
+      next.set(objectKey(item), transform(item));
     }
     type Change = { kind: 'add'; obj: T } | { kind: 'update'; old: T; obj: T } | { kind: 'delete'; obj: T };
     const changes: Change[] = [];
@@ -261,7 +290,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
       const status = statusFromObject(event.object);
       return new ApiStatusError(status, name, 'WATCH');
     }
-    const obj = event.object;
+    let obj = event.object;
     if (event.type === 'BOOKMARK') {
       advanceVersion(rvOf(obj));
       lastSync = clock.now();
@@ -271,6 +300,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
       logger.warn({ type: event.type, object: objectKey(obj ?? {}) }, 'watch event without name or resourceVersion, skipped');
       return undefined;
     }
+    obj = transform(obj);
     const key = objectKey(obj);
     const old = store.get(key);
     const order = compareResourceVersions(rvOf(obj), rvOf(old));

@@ -80,7 +80,7 @@ export function renderBase(f: NftFamily, ctx: RenderContext): string {
     `  set hairpin {\n    type ${a} . ${a}\n  }`,
     `  set nodeport-ips {\n    type ${a}\n  }`,
     `  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n  }`,
-    `  chain nat-output {\n    type nat hook output priority dstnat; policy accept;\n  }`,
+    `  chain nat-output {\n    type nat hook output priority -100; policy accept;\n  }`,
     `  chain nat-postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n  }`,
     `  chain filter-input {\n    type filter hook input priority -110; policy accept;\n  }`,
     `  chain filter-forward {\n    type filter hook forward priority -110; policy accept;\n  }`,

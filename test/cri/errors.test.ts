@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
+import { createLogger } from '../../agent/log';
 import { createCriClient, nanosToDate, socketPathOf } from '../../cri/client';
 import { CriError, CriErrorCodes, isNotFound, isUnimplemented, toCriError } from '../../cri/errors';
 import { methodDef } from '../../cri/proto';
@@ -118,9 +119,9 @@ test('wire format: responses decode with defaults, enum names and exact int64 st
 
 type Handler = grpc.handleUnaryCall<Buffer, Buffer>;
 
-async function fakeRuntime(t: import('ava').ExecutionContext, methods: Record<string, Handler>): Promise<string> {
+async function fakeRuntime(t: import('ava').ExecutionContext, methods: Record<string, Handler>, at?: string): Promise<string> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kt-cri-unit-'));
-  const socket = path.join(dir, 'fake.sock');
+  const socket = at ?? path.join(dir, 'fake.sock');
   const server = new grpc.Server();
   const service: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
   const impl: grpc.UntypedServiceImplementation = {};
@@ -200,4 +201,29 @@ test('a closed client refuses calls', async (t) => {
   cri.close();
   const err = await t.throwsAsync(cri.version(), { instanceOf: CriError });
   t.is(err?.code, CriErrorCodes.UNAVAILABLE);
+});
+
+test('the client logs once when the runtime goes away and once when it is back', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kt-cri-unit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'later.sock');
+  const lines: string[] = [];
+  const logger = createLogger({ format: 'json', level: 'info', sink: { write: (l) => void lines.push(l) } });
+  const cri = createCriClient({ endpoint: socket, logger });
+  t.teardown(() => cri.close());
+  for (let i = 0; i < 3; i++) {
+    const err = await t.throwsAsync(cri.version(), { instanceOf: CriError });
+    t.is(err?.code, CriErrorCodes.UNAVAILABLE);
+  }
+  // VersionResponse { runtime_api_version = 4 "v1" }
+  await fakeRuntime(t, { '/runtime.v1.RuntimeService/Version': (_call, cb) => cb(null, Buffer.from('22027631', 'hex')) }, socket);
+  t.is((await cri.version()).runtime_api_version, 'v1');
+  const records = lines.map((l) => JSON.parse(l) as { level: number; msg: string; socket: string });
+  t.deepEqual(
+    records.map((r) => [r.level, r.msg, r.socket]),
+    [
+      [40, 'CRI runtime unavailable', socket],
+      [30, 'CRI runtime available again', socket],
+    ],
+  );
 });

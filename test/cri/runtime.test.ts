@@ -139,6 +139,18 @@ test.serial('pod and container lifecycle: run, log, exec, network, stop, remove'
   t.true(addr.stdout.toString().includes(`${ip}/24`));
   await execIn(node!.netns, 'busybox', ['ping', '-c', '1', '-W', '2', ip]);
 
+  // Stats, resource updates and the streaming URLs decode through the same codec.
+  const stats = await cri.containerStats({ container_id });
+  t.is(stats.stats?.attributes?.id, container_id);
+  t.true(Number(stats.stats?.memory?.working_set_bytes?.value ?? 0) > 0);
+  await cri.updateContainerResources({ container_id, linux: { memory_limit_in_bytes: 96 * 1024 * 1024, cpu_shares: 256 } });
+  const updated = await cri.containerStatus({ container_id });
+  t.is(updated.status?.resources?.linux?.memory_limit_in_bytes, String(96 * 1024 * 1024));
+  t.regex((await cri.exec({ container_id, cmd: ['sh'], stdout: true })).url, /^http:\/\/127\.0\.0\.1:\d+\/exec\//);
+  await cri.reopenContainerLog({ container_id });
+
+  const running2 = await cri.listContainers({ filter: { state: { state: 'CONTAINER_RUNNING' } } });
+  t.true(running2.containers.some((c) => c.id === container_id));
   const listed = await cri.listContainers({ filter: { pod_sandbox_id } });
   t.deepEqual(
     listed.containers.map((c) => [c.id, c.state]),

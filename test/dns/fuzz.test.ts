@@ -11,7 +11,7 @@ import { CASES } from './conformance-cases';
 import { fixtureFeeds } from './fixtures';
 import { query, silentLogger, testConfig } from './helpers';
 
-const IN_PROCESS = 900_000;
+const IN_PROCESS = 860_000;
 const OVER_UDP = 150_000;
 const LISTEN = '127.0.50.1';
 const SEED = Number(process.env.DNS_FUZZ_SEED ?? Date.now() % 1e9);

@@ -5,6 +5,9 @@
  * same state (no add of a known key, no update or delete of an unknown one, no spurious update).
  */
 import test from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import type { ConfigMap, Pod } from 'kubernetes-types/core/v1';
 import { createKubeClient } from '../../agent/kube/client';
@@ -12,7 +15,7 @@ import type { KubeClient } from '../../agent/kube/client';
 import type { Informer } from '../../agent/kube/informer';
 import { createInformerFactory } from '../../agent/kube/informer-factory';
 import type { InformerFactory } from '../../agent/kube/informer-factory';
-import { loadKubeconfig } from '../../agent/kube/kubeconfig';
+import { loadKubeconfig, reloadClientCertificate } from '../../agent/kube/kubeconfig';
 import { Resources } from '../../agent/kube/resources';
 import type { KubeObject } from '../../agent/kube/resources';
 import { createLogger } from '../../agent/log';
@@ -338,4 +341,67 @@ test('client CRUD against the apiserver: conflicts, not found, patches and grace
   const list = await client.list(Resources.configmaps, { namespace: 'default' });
   t.true(list.items.every((i) => i.kind === 'ConfigMap'));
   t.truthy(list.metadata.resourceVersion);
+});
+
+test('certificate rotation: reload the files, setCredentials, and the same informers carry on as the new identity', async (t) => {
+  const env = await setup(t);
+  const dir = mkdtempSync(join(tmpdir(), 'keelson-rotate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = await env.api.clientCertFor('system:node:edge-1', ['system:nodes']);
+  const second = await env.api.clientCertFor('system:node:edge-1-next', ['system:nodes']);
+  writeFileSync(join(dir, 'ca.crt'), env.api.caPem);
+  writeFileSync(join(dir, 'kubelet.crt'), first.certPem);
+  writeFileSync(join(dir, 'kubelet.key'), first.keyPem);
+  const kubeconfigPath = join(dir, 'kubelet.conf');
+  writeFileSync(
+    kubeconfigPath,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      `- name: test\n  cluster:\n    server: ${env.api.url}\n    certificate-authority: ca.crt`,
+      'users:',
+      '- name: node\n  user:\n    client-certificate: kubelet.crt\n    client-key: kubelet.key',
+      'contexts:',
+      '- name: node@test\n  context:\n    cluster: test\n    user: node',
+      'current-context: node@test',
+      '',
+    ].join('\n'),
+  );
+  const config = loadKubeconfig(kubeconfigPath);
+  const client = createKubeClient(config, { logger: createLogger({ level: 'silent', format: 'json' }) });
+  t.teardown(() => client.close());
+  const factory = createInformerFactory({ client, logger: createLogger({ level: 'silent', format: 'json' }), stallTimeoutMs: STALL_MS, backoff: { initialMs: 50, maxMs: 400 } });
+  t.teardown(() => factory.stop());
+  const informer = factory.forResource(Resources.nodes);
+  const m = mirror(informer);
+  env.api.store.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'edge-1' } });
+  factory.start();
+  await informer.waitForSync();
+  await until(() => env.api.openWatches().length > 0);
+
+  writeFileSync(join(dir, 'kubelet.crt'), second.certPem);
+  writeFileSync(join(dir, 'kubelet.key'), second.keyPem);
+  client.setCredentials(reloadClientCertificate(config));
+  t.is(env.api.openWatches()[0]?.user, 'system:node:edge-1', 'the open watch is not interrupted');
+  env.api.store.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'edge-2' } });
+  t.is(env.api.dropWatches(), 1); // at the latest when the server ends it
+  env.api.store.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'edge-3' } });
+  await assertConverged(t, informer, () => env.api.store.list('Node'), m);
+  const users = env.api.requestLog().filter((r) => r.watch && r.path === '/api/v1/nodes').map((r) => r.user);
+  t.deepEqual(users, ['system:node:edge-1', 'system:node:edge-1-next']);
+  t.is(factory.forResource(Resources.nodes), informer);
+});
+
+test('large objects (3 MiB) arrive through list and watch; the list is paged', async (t) => {
+  const env = await setup(t);
+  const { informer, m, server } = await startConfigMaps(env);
+  const lists = env.api.requestLog().filter((r) => !r.watch && r.path === '/api/v1/configmaps');
+  t.true(lists.length >= 2, 'more than one page');
+  t.true(lists.every((r) => r.query.limit === '7'));
+  t.truthy(lists[1]!.query.continue);
+  const blob = 'z'.repeat(3 * 1024 * 1024);
+  env.api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big', namespace: 'default' }, data: { blob } });
+  await assertConverged(t, informer, server, m);
+  t.is(informer.get('default', 'big')?.data?.blob?.length, blob.length);
 });

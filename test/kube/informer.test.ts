@@ -6,6 +6,8 @@ import { compareResourceVersions, createInformer } from '../../agent/kube/inform
 import type { InformerOptions } from '../../agent/kube/informer';
 import { Resources } from '../../agent/kube/resources';
 import { createLogger } from '../../agent/log';
+import { createMemoryFeed } from '../harness/feed';
+import type { Feed } from '../harness/feed';
 import { createFakeClock, flush } from './fake-clock';
 import { createScriptedClient, status } from './fake-client';
 
@@ -313,4 +315,40 @@ test('health reports name, state, last sync time and details', async (t) => {
   t.is((await fake.watch(0)).options.fieldSelector, 'metadata.name=a');
   await informer.stop();
   t.like(informer.health(), { healthy: false, message: 'stopped' });
+});
+
+test('managedFields are dropped before caching unless another transform is given', async (t) => {
+  const withFields = (o: ConfigMap): ConfigMap => ({ ...o, metadata: { ...o.metadata, managedFields: [{ manager: 'kubectl', operation: 'Update' }] } });
+  const { fake, informer } = setup();
+  fake.lists.push({ items: [withFields(cm('a', '1'))], metadata: { resourceVersion: '10' } });
+  informer.start();
+  const w = await fake.watch(0);
+  w.emit({ type: 'ADDED', object: withFields(cm('b', '11')) });
+  t.is(informer.get('default', 'a')?.metadata?.managedFields, undefined);
+  t.is(informer.get('default', 'b')?.metadata?.managedFields, undefined);
+  t.is(informer.get('default', 'b')?.metadata?.resourceVersion, '11');
+  await informer.stop();
+
+  const keep = setup({ transform: (o) => o });
+  keep.fake.lists.push({ items: [withFields(cm('a', '1'))], metadata: { resourceVersion: '10' } });
+  keep.informer.start();
+  await keep.informer.waitForSync();
+  t.is(keep.informer.get('default', 'a')?.metadata?.managedFields?.length, 1);
+  await keep.informer.stop();
+});
+
+test('an informer is a Feed of test/harness/feed.ts (the contract dns/ and netproxy/ consume)', async (t) => {
+  const { fake, informer } = setup();
+  const feed: Feed<ConfigMap> = informer; // compile-time check of the shape
+  const memory: Feed<ConfigMap> = createMemoryFeed<ConfigMap>([cm('a', '1')]);
+  fake.lists.push({ items: [cm('a', '1')], metadata: { resourceVersion: '10' } });
+  informer.start();
+  await informer.waitForSync();
+  const fromInformer = recorder();
+  const fromMemory = recorder();
+  feed.subscribe(fromInformer.handler);
+  memory.subscribe(fromMemory.handler);
+  t.deepEqual(fromInformer.events, fromMemory.events);
+  t.deepEqual(feed.list(), memory.list());
+  await informer.stop();
 });

@@ -137,6 +137,8 @@ export function createStore(options: { historySize?: number } = {}): Store {
     clear() {
       tables.clear();
       history.length = 0;
+      // The loss itself takes a version, so every version a client saw before it is expired.
+      rv++;
       compacted = rv;
     },
     resources: () => [...tables.keys()],
