@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { parseAllDocuments } from 'yaml';
+import { loadAll, YAMLException } from 'js-yaml';
 import { parseDuration } from './duration';
 import { ErrorCodes, KeelsonError } from './errors';
 
@@ -261,15 +261,15 @@ export function parseConfigObject(doc: unknown): ParsedConfigFile {
 }
 
 export function parseConfigText(text: string, path: string): ParsedConfigFile {
-  const docs = parseAllDocuments(text);
-  const list = Array.isArray(docs) ? docs : [docs];
-  const errors = list.flatMap((d) => d.errors);
-  if (errors.length) {
-    const first = errors[0];
-    const line = first.linePos?.[0];
-    throw configError(path, line ? `line ${line.line}` : '(syntax)', first.message.split('\n')[0]);
+  let values: unknown[];
+  try {
+    values = loadAll(text).filter((v) => v !== null && v !== undefined);
+  } catch (err) {
+    if (err instanceof YAMLException) {
+      throw configError(path, err.mark ? `line ${err.mark.line + 1}` : '(syntax)', err.reason || err.message);
+    }
+    throw err;
   }
-  const values = list.map((d) => d.toJS() as unknown).filter((v) => v !== null && v !== undefined);
   if (values.length > 1) throw configError(path, '(document)', 'expected one YAML document, found several');
   return parseConfigObject(values[0]);
 }

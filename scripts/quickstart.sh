@@ -20,7 +20,7 @@ echo "== 1/6 prerequisites (Debian packages, npm dependencies, pinned Node.js 24
 bash scripts/prereqs.sh
 
 echo "== 2/6 build"
-bash scripts/build.sh
+bash scripts/build.sh --if-stale
 ln -sf "$root/scripts/keelson" /usr/local/bin/keelson
 echo "keelson: linked /usr/local/bin/keelson -> $root/scripts/keelson"
 

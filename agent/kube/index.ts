@@ -19,7 +19,7 @@ export type { KubeObject, ResourceDescriptor } from './resources';
 export { ApiStatusError, isAlreadyExists, isApiStatusError, isConflict, isNotFound } from './api-error';
 export type { ApiStatus } from './api-error';
 export { createInformer, objectKey, stripManagedFields } from './informer';
-export type { Informer, InformerHandler, InformerOptions, InformerSelector } from './informer';
+export type { Feed, Informer, InformerHandler, InformerOptions, InformerSelector } from './informer';
 export { createInformerFactory } from './informer-factory';
 export type { InformerFactory, InformerFactoryOptions } from './informer-factory';
 export { systemClock } from './clock';

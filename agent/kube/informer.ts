@@ -41,7 +41,6 @@ export interface InformerHandler<T> {
   onSynced?(): void;
 }
 
-type FeedHandler<T> = InformerHandler<T>;
 
 export interface Feed<T> {
   subscribe(handler: InformerHandler<T>): () => void;
@@ -153,7 +152,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   const selector = { namespace: resource.namespaced ? options.namespace : undefined, labelSelector: options.labelSelector, fieldSelector: options.fieldSelector };
 
   let store = new Map<string, T>();
-  const handlers = new Set<FeedHandler<T>>();
+  const handlers = new Set<InformerHandler<T>>();
   let synced = false;
   let resourceVersion = '';
   let relists = 0;
@@ -168,7 +167,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   let currentWatch: { abort(reason?: Error): void } | undefined;
   let syncWaiters: Array<() => void> = [];
 
-  function dispatch(what: string, obj: T, call: (h: FeedHandler<T>) => void): void {
+  function dispatch(what: string, obj: T, call: (h: InformerHandler<T>) => void): void {
     for (const handler of [...handlers]) {
       try {
         call(handler);
@@ -410,6 +409,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   async function loop(): Promise<void> {
     let needList = true;
     let lastRelistAt = -Infinity;
+    let quietStalls = 0;
     while (!stopped) {
       try {
         if (needList) {
@@ -422,8 +422,14 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
         const outcome = await watchOnce();
         if (stopped) break;
         if (outcome.kind === 'stalled') {
-          logger.warn({ resourceVersion, stallTimeoutMs }, 'watch stalled (no data, not even bookmarks), reconnecting');
-        } else if (outcome.kind === 'dropped') {
+          // Warn once; stalls in a row with nothing received in between (a server that sends no
+          // periodic bookmarks, on a quiet resource) are only worth a debug line each.
+          quietStalls = outcome.events === 0 ? quietStalls + 1 : 1;
+          logger[quietStalls > 1 ? 'debug' : 'warn']({ resourceVersion, stallTimeoutMs }, 'watch stalled (no data, not even bookmarks), reconnecting');
+        } else if (outcome.events > 0 || outcome.kind === 'dropped') {
+          quietStalls = 0;
+        }
+        if (outcome.kind === 'dropped') {
           logger.debug({ resourceVersion, err: lastError }, 'watch connection dropped, reconnecting');
         }
         if (outcome.events === 0 && outcome.durationMs < minWatchMs && outcome.kind === 'closed') {

@@ -352,3 +352,25 @@ test('an informer is a Feed of test/harness/feed.ts (the contract dns/ and netpr
   t.deepEqual(feed.list(), memory.list());
   await informer.stop();
 });
+
+test('stalls in a row on a silent stream warn once, not once per reconnect', async (t) => {
+  const { fake, informer, clock, log } = setup({ stallTimeoutMs: 1000 });
+  fake.lists.push({ items: [], metadata: { resourceVersion: '10' } });
+  informer.start();
+  for (let i = 0; i < 3; i++) {
+    (await fake.watch(i)).open();
+    await clock.advance(1000);
+  }
+  const w3 = await fake.watch(3);
+  w3.open();
+  w3.emit({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '11' } } as ConfigMap });
+  await clock.advance(1000);
+  await fake.watch(4);
+  const stallWarnings = log.records.filter((r) => r.level === 40 && String(r.msg).startsWith('watch stalled')).length;
+  const stallDebug = log.records.filter((r) => r.level === 20 && String(r.msg).startsWith('watch stalled')).length;
+  t.is(stallWarnings, 2, 'the first stall, and the first after data flowed again');
+  t.is(stallDebug, 2);
+  t.is(informer.health().details.reconnects, 4);
+  t.is(fake.listCalls.length, 1);
+  await informer.stop();
+});

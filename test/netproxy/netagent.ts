@@ -32,6 +32,8 @@ async function probeOnce(proto: string, host: string, port: number): Promise<str
       return;
     }
     const sock = connect({ host, port });
+    timer.unref();
+    setTimeout(() => sock.destroy(), 1500).unref();
     let data = '';
     sock.on('data', (d) => (data += d.toString()));
     sock.on('end', () => done(data));
@@ -54,7 +56,7 @@ async function main() {
     const out: string[] = [];
     for (let i = 0; i < Number(count); i++) out.push(await probeOnce(proto!, host!, Number(port)));
     console.log(JSON.stringify(out));
-    return;
+    process.exit(0);
   }
   console.error('usage: serve NAME TCPPORT UDPPORT | probe PROTO HOST PORT COUNT');
   process.exit(2);

@@ -65,7 +65,7 @@ async function setup(runtime?: FakeRuntime, clock?: FakeClock): Promise<Env> {
   runtime ??= createFakeRuntime(clock, { images: [IMAGE] });
   const source = memorySource();
   const kubelet = createKubelet(
-    { runtime, clock, logger: pino({ level: 'silent' }), config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent' } },
+    { runtime, clock, logger: pino({ level: process.env.KT_DEBUG ? 'debug' : 'silent' }), config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent' } },
     { sources: [source] },
   );
   await kubelet.start();

@@ -1,0 +1,49 @@
+/** The bench cluster: N Services (every 10th headless with 3 endpoints, the others ClusterIP with 2). */
+import type { Service } from 'kubernetes-types/core/v1';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
+
+export const NAMESPACES = 50;
+
+export interface BenchService { ns: string; name: string; headless: boolean; clusterIP: string; endpoints: string[] }
+
+export function benchServices(n: number): BenchService[] {
+  const out: BenchService[] = [];
+  for (let i = 0; i < n; i++) {
+    const headless = i % 10 === 9;
+    const endpoints = Array.from({ length: headless ? 3 : 2 }, (_, k) => `10.${100 + k}.${(i >> 8) & 255}.${i & 255}`);
+    out.push({ ns: `ns-${i % NAMESPACES}`, name: `svc-${i}`, headless, clusterIP: `10.96.${(i >> 8) & 255}.${i & 255}`, endpoints });
+  }
+  return out;
+}
+
+export function toObjects(list: BenchService[]): { services: Service[]; slices: EndpointSlice[] } {
+  const services: Service[] = [];
+  const slices: EndpointSlice[] = [];
+  for (const s of list) {
+    services.push({
+      apiVersion: 'v1', kind: 'Service', metadata: { namespace: s.ns, name: s.name },
+      spec: s.headless
+        ? { clusterIP: 'None', clusterIPs: ['None'], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] }
+        : { type: 'ClusterIP', clusterIP: s.clusterIP, clusterIPs: [s.clusterIP], ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'metrics', port: 9090, protocol: 'TCP' }] },
+    });
+    slices.push({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { namespace: s.ns, name: `${s.name}-abcde`, labels: { 'kubernetes.io/service-name': s.name } },
+      addressType: 'IPv4',
+      endpoints: s.endpoints.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+  }
+  return { services, slices };
+}
+
+/** The A records of the service names, in zone-file syntax, for Knot. */
+export function zoneRecords(list: BenchService[], ttl = 5): string[] {
+  const lines: string[] = [];
+  for (const s of list) {
+    const name = `${s.name}.${s.ns}.svc.cluster.local.`;
+    if (s.headless) for (const ip of s.endpoints) lines.push(`${name} ${ttl} IN A ${ip}`);
+    else lines.push(`${name} ${ttl} IN A ${s.clusterIP}`);
+  }
+  return lines;
+}
