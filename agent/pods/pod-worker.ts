@@ -103,10 +103,19 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     if (stopped) return;
     if (work.kind === 'sync' && queue.some((w) => w.kind === 'sync')) return;
     queue.push(work);
-    if (!running) running = drain();
+    kick();
+  }
+
+  function kick() {
+    if (running || stopped) return;
+    running = drain().finally(() => {
+      running = undefined;
+      if (queue.length) kick();
+    });
   }
 
   async function drain() {
+    await null; // always asynchronous, so `running` is set before the loop can end
     while (queue.length && !stopped) {
       const work = queue.shift()!;
       try {
@@ -132,7 +141,6 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
         break;
       }
     }
-    running = undefined;
   }
 
   function reportStatus(state: RuntimePodState, actions: PodActions | undefined, errors: Map<string, Waiting>, isTerminated = false) {

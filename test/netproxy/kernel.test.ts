@@ -58,8 +58,8 @@ async function destroyLab(lab: Lab) {
   for (const ns of [lab.client, lab.node, ...lab.pods]) await deleteNetns(ns).catch(() => undefined);
 }
 
-async function probe(lab: Lab, proto: 'tcp' | 'udp', host: string, port: number, count: number): Promise<string[]> {
-  const { stdout } = await execIn(lab.client, NODE_BIN, [AGENT, 'probe', proto, host, String(port), String(count)], { timeoutMs: 60_000 });
+async function probe(lab: Lab, proto: 'tcp' | 'udp', host: string, port: number, count: number, from = lab.client): Promise<string[]> {
+  const { stdout } = await execIn(from, NODE_BIN, [AGENT, 'probe', proto, host, String(port), String(count)], { timeoutMs: 60_000 });
   return JSON.parse(stdout) as string[];
 }
 
@@ -142,8 +142,8 @@ for (const mode of ['nftables'] as ProxyMode[]) {
     t.true(answers[0] === 'pod1' || answers[0] === 'pod2');
   });
 
-  itest.serial(`${mode} kernel: a service without endpoints rejects`, async (t) => {
-    const answers = await probe(lab, 'tcp', '10.96.0.4', 80, 2);
+  itest.serial(`${mode} kernel: a service without endpoints rejects (connection from the node)`, async (t) => {
+    const answers = await probe(lab, 'tcp', '10.96.0.4', 80, 2, lab.node);
     t.deepEqual(answers, ['ERR:ECONNREFUSED', 'ERR:ECONNREFUSED']);
   });
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# DNS bench, run by hand (never by the test suite): dnsperf against keelson and, in the same run,
+# against Knot DNS (cluster names, same records from a zone file) and Unbound (external names, warm
+# cache from a local upstream). Servers under test are pinned to one core (taskset -c 1), dnsperf
+# and the upstream to another (taskset -c 0). Everything listens on 127.0.70.x:5300.
+# Usage: bench/dns/run.sh [SERVICES=5000] [SECONDS=10]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+SERVICES=${1:-5000}
+SECS=${2:-10}
+for cmd in dnsperf knotd unbound taskset dig; do command -v "$cmd" >/dev/null || { echo "missing $cmd" >&2; exit 1; }; done
+node_bin=$(scripts/node-runtime.sh)
+"$node_bin" node_modules/typescript/bin/tsc -p tsconfig.json >/dev/null || true
+dir=$(mktemp -d /tmp/keelson-dnsbench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+"$node_bin" dist/bench/dns/gen.js "$dir" "$SERVICES"
+
+taskset -c 0 knotd -c "$dir/upstream.conf" >"$dir/upstream.log" 2>&1 & pids+=($!)
+taskset -c 1 knotd -c "$dir/knot.conf" >"$dir/knot.log" 2>&1 & pids+=($!)
+taskset -c 1 unbound -d -c "$dir/unbound.conf" >"$dir/unbound.log" 2>&1 & pids+=($!)
+taskset -c 1 "$node_bin" dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services "$SERVICES" --upstream 127.0.70.3:5300 >"$dir/keelson.log" 2>&1 & keelson=$!; pids+=($keelson)
+
+wait_for() { for _ in $(seq 100); do dig +tries=1 +time=1 -p 5300 "@$1" "$2" A +short 2>/dev/null | grep -q . && return 0; sleep 0.2; done; echo "$1 did not answer $2" >&2; exit 1; }
+wait_for 127.0.70.3 host-1.ext.bench
+wait_for 127.0.70.2 svc-0.ns-0.svc.cluster.local
+wait_for 127.0.70.1 svc-0.ns-0.svc.cluster.local
+wait_for 127.0.70.4 host-1.ext.bench
+
+perf() { taskset -c 0 dnsperf -s "$1" -p 5300 -d "$2" "${@:3}" 2>&1; }
+qps() { perf "$1" "$2" -l "$SECS" -c 10 -q 300 | awk '/Queries per second/ {print $4}'; }
+lost() { perf "$1" "$2" -l "$SECS" -c 10 -q 300 | awk '/Queries lost/ {print $3}'; }
+p99() {
+  perf "$1" "$2" -l "$SECS" -c 10 -q 300 -Q 10000 -v | awk '/^> / {print $NF; if ($2 != "NOERROR") bad++} END {print "bad", bad+0 > "/dev/stderr"}' |
+    sort -g | awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.3f ms (n=%d)\n", a[i]*1000, NR}'
+}
+
+# warm the caches of unbound and keelson with the external names
+perf 127.0.70.4 "$dir/q-external.txt" -n 2 >/dev/null
+perf 127.0.70.1 "$dir/q-external.txt" -n 2 >/dev/null
+
+echo "== (a) cluster names ($SERVICES services), max qps, ${SECS}s each"
+knot_qps=$(qps 127.0.70.2 "$dir/q-cluster.txt")
+keel_a=$(qps 127.0.70.1 "$dir/q-cluster.txt")
+echo "knot    qps=$knot_qps"
+echo "keelson qps=$keel_a  ratio=$(awk -v a="$keel_a" -v b="$knot_qps" 'BEGIN {printf "%.2f", a/b}') (target >= 0.45)"
+echo "== (b) cached external names, max qps"
+unb_qps=$(qps 127.0.70.4 "$dir/q-external.txt")
+keel_b=$(qps 127.0.70.1 "$dir/q-external.txt")
+echo "unbound qps=$unb_qps"
+echo "keelson qps=$keel_b  ratio=$(awk -v a="$keel_b" -v b="$unb_qps" 'BEGIN {printf "%.2f", a/b}') (target >= 0.35)"
+echo "== p99 latency at 10k qps (target <= 5 ms)"
+echo "keelson cluster:  $(p99 127.0.70.1 "$dir/q-cluster.txt")"
+echo "knot    cluster:  $(p99 127.0.70.2 "$dir/q-cluster.txt")"
+echo "keelson external: $(p99 127.0.70.1 "$dir/q-external.txt")"
+echo "unbound external: $(p99 127.0.70.4 "$dir/q-external.txt")"
+echo "== RSS of the DNS-only keelson ($SERVICES services, after the load; target <= 55 MB)"
+head -1 "$dir/keelson.log"
+kill -USR2 "$keelson"; sleep 0.5
+tail -1 "$dir/keelson.log"
