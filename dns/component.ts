@@ -97,6 +97,8 @@ export function createDnsComponent(opts: DnsComponentOptions): DnsComponent {
     handler, ednsBufferSize: config.ednsBufferSize, recursionAvailable: config.forward, metrics,
     observe: forward ? (q) => forward.observe(q) : undefined,
     onError: (err, q) => log.warn({ err, name: q.questions[0]?.name }, 'dns query failed'),
+    // Keyed on the query bytes; readiness is part of the generation so SERVFAIL-before-sync never sticks.
+    responseCache: { size: 10000, generation: () => index.generation() * 2 + (synced || fromCheckpoint ? 1 : 0) },
   });
   const server: DnsServer = createDnsServer({ addresses: config.listen, port: config.port, handle: handlePacket, logger: log, maxTcpConnections: config.maxTcpConnections, tcpIdleTimeoutMs: config.tcpIdleTimeoutMs });
   const healthAddress = config.healthAddress ?? config.listen[0]!;

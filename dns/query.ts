@@ -17,7 +17,16 @@ export interface PacketHandlerOptions {
   /** Sees every valid question name first (forwarding loop detection). */
   observe?: (qname: string) => void;
   onError?: (err: unknown, query: Message) => void;
+  /**
+   * Response cache: repeated queries (same bytes after the ID) get the same reply bytes with their
+   * ID patched in, skipping decode, lookup and encode. Authoritative answers stay valid until the
+   * records change (`generation`); others (forwarded, from the cache stage) for at most 1 s and
+   * never beyond their smallest TTL. Only synchronous NOERROR/NXDOMAIN answers are kept.
+   */
+  responseCache?: { size: number; generation: () => number; now?: () => number };
 }
+
+interface CachedReply { bytes: Buffer; generation: number; expires: number; type: number; rcode: number }
 
 export type Protocol = 'udp' | 'tcp';
 export type PacketHandler = (packet: Uint8Array, protocol: Protocol) => Buffer | undefined | Promise<Buffer | undefined>;
@@ -25,6 +34,45 @@ export type PacketHandler = (packet: Uint8Array, protocol: Protocol) => Buffer |
 const NO_OPTIONS = new Uint8Array(0);
 
 export function createPacketHandler(opts: PacketHandlerOptions): PacketHandler {
+  const rc = opts.responseCache;
+  const replies = new Map<string, CachedReply>();
+  const now = rc?.now ?? Date.now;
+
+  function remember(packet: Uint8Array, protocol: Protocol, res: Message, out: Buffer | undefined): void {
+    if (!rc || !out || (res.rcode !== Rcode.NOERROR && res.rcode !== Rcode.NXDOMAIN)) return;
+    let expires = Infinity;
+    if (!res.aa) {
+      let ttl = 1;
+      for (const r of res.answers) ttl = Math.min(ttl, r.ttl);
+      for (const r of res.authorities) ttl = Math.min(ttl, r.ttl);
+      if (ttl <= 0) return;
+      expires = now() + ttl * 1000;
+    }
+    if (replies.size >= rc.size) replies.clear();
+    replies.set(cacheKey(packet, protocol), { bytes: out, generation: rc.generation(), expires, type: res.questions[0]?.type ?? 0, rcode: res.rcode });
+  }
+
+  function cacheKey(packet: Uint8Array, protocol: Protocol): string {
+    return (protocol === 'tcp' ? 't' : 'u') + Buffer.from(packet.buffer, packet.byteOffset + 2, packet.length - 2).toString('latin1');
+  }
+
+  function cached(packet: Uint8Array, protocol: Protocol): Buffer | undefined {
+    if (!rc || packet.length < 12 || packet.length > 512) return undefined;
+    const key = cacheKey(packet, protocol);
+    const hit = replies.get(key);
+    if (!hit) return undefined;
+    if (hit.generation !== rc.generation() || hit.expires <= now()) {
+      replies.delete(key);
+      return undefined;
+    }
+    const out = Buffer.from(hit.bytes);
+    out[0] = packet[0]!;
+    out[1] = packet[1]!;
+    opts.metrics?.request(hit.type, protocol);
+    opts.metrics?.response(hit.rcode);
+    return out;
+  }
+
   const ourEdns: Edns = { udpSize: opts.ednsBufferSize, version: 0, dnssecOk: false, options: NO_OPTIONS };
 
   function errorReply(query: Message, rcode: number, withQuestion: boolean): Message {
@@ -65,6 +113,8 @@ export function createPacketHandler(opts: PacketHandlerOptions): PacketHandler {
   }
 
   return (packet, protocol) => {
+    const fast = cached(packet, protocol);
+    if (fast) return fast;
     const decoded = decodeMessage(packet);
     const query = decoded.message;
     if (!query || query.qr) return undefined; // not a query we can answer: drop
@@ -90,7 +140,11 @@ export function createPacketHandler(opts: PacketHandlerOptions): PacketHandler {
       opts.onError?.(err, query);
       return encode(query, errorReply(query, Rcode.SERVFAIL, true), protocol);
     }
-    if (!(answer instanceof Promise)) return finish(query, answer, protocol);
+    if (!(answer instanceof Promise)) {
+      const out = finish(query, answer, protocol);
+      remember(packet, protocol, answer, out);
+      return out;
+    }
     return answer.then(
       (res) => finish(query, res, protocol),
       (err: unknown) => {

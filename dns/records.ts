@@ -200,6 +200,8 @@ export interface ZoneIndex {
   podHasIP(namespace: string, ip: string): boolean;
   /** Seconds since the epoch of the last change, the SOA serial. */
   serial(): number;
+  /** Changes on every change of anything answers depend on (for the response cache). */
+  generation(): number;
   upsertService(svc: Service): string | undefined;
   deleteService(svc: Service): void;
   upsertSlice(slice: EndpointSlice): void;
@@ -220,9 +222,12 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
   const slices = new Map<string, EndpointSlice>();
   /** service key → slice keys */
   const slicesByService = new Map<string, Set<string>>();
-  const recordSets = new Map<string, ServiceRecordSet>();
+  /** service key → the owner names and PTR IPs it contributed (plain arrays: memory matters). */
+  const recordSets = new Map<string, { names: string[]; ptrIPs: string[] }>();
   const names = new Map<string, NameRecords>();
-  const ptrs = new Map<string, Map<string, string[]>>();
+  /** IP → `owner\0target` entries (one string when alone), to avoid a Map per IP. */
+  const ptrs = new Map<string, string | string[]>();
+  let generation = 0;
   const pods = new Map<string, { ns: string; ips: string[] }>();
   const podIndex = new Map<string, number>();
   const nsCounts = new Map<string, number>();
@@ -230,7 +235,7 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
   let namespaceObjects = false;
   let serial = Math.floor(now() / 1000);
 
-  const touch = () => { serial = Math.max(serial + 1, Math.floor(now() / 1000)); };
+  const touch = () => { serial = Math.max(serial + 1, Math.floor(now() / 1000)); generation++; };
   const countNs = (ns: string, delta: number) => {
     const n = (nsCounts.get(ns) ?? 0) + delta;
     if (n <= 0) nsCounts.delete(ns); else nsCounts.set(ns, n);
@@ -240,11 +245,13 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     const set = recordSets.get(key);
     if (!set) return;
     recordSets.delete(key);
-    for (const name of set.names.keys()) names.delete(name);
-    for (const ip of set.ptrs.keys()) {
-      const owners = ptrs.get(ip);
-      owners?.delete(key);
-      if (owners?.size === 0) ptrs.delete(ip);
+    for (const name of set.names) names.delete(name);
+    const prefix = key + '\u0000';
+    for (const ip of set.ptrIPs) {
+      const cur = ptrs.get(ip);
+      const left = (typeof cur === 'string' ? [cur] : cur ?? []).filter((e) => !e.startsWith(prefix));
+      if (left.length === 0) ptrs.delete(ip);
+      else ptrs.set(ip, left.length === 1 ? left[0]! : left);
     }
   }
 
@@ -254,12 +261,13 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     if (!svc) return;
     const own = [...(slicesByService.get(key) ?? [])].map((k) => slices.get(k)!).filter(Boolean);
     const set = buildServiceRecords(svc, own, zone);
-    recordSets.set(key, set);
+    recordSets.set(key, { names: [...set.names.keys()], ptrIPs: [...set.ptrs.keys()] });
     for (const [name, r] of set.names) names.set(name, r);
     for (const [ip, targets] of set.ptrs) {
-      let owners = ptrs.get(ip);
-      if (!owners) ptrs.set(ip, (owners = new Map()));
-      owners.set(key, targets);
+      const cur = ptrs.get(ip);
+      const add = targets.map((t) => `${key}\u0000${t}`);
+      const all = cur === undefined ? add : [...(typeof cur === 'string' ? [cur] : cur), ...add];
+      ptrs.set(ip, all.length === 1 ? all[0]! : all);
     }
     touch();
   }
@@ -274,11 +282,12 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     zone,
     lookup: (name) => names.get(name),
     ptr(ip) {
-      const owners = ptrs.get(ip);
-      if (!owners) return undefined;
-      if (owners.size === 1) return owners.values().next().value;
-      return [...new Set([...owners.values()].flat())];
+      const cur = ptrs.get(ip);
+      if (cur === undefined) return undefined;
+      const entries = typeof cur === 'string' ? [cur] : cur;
+      return [...new Set(entries.map((e) => e.slice(e.indexOf('\u0000') + 1)))];
     },
+    generation: () => generation,
     namespaceExists: (ns) => (namespaceObjects ? nsObjects.has(ns) : nsCounts.has(ns)),
     podHasIP: (ns, ip) => podIndex.has(`${ns}/${ip}`),
     serial: () => serial >>> 0,
@@ -336,6 +345,7 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
       else countNs(ns, 1);
       const ips = podIPs(pod);
       pods.set(key, { ns, ips });
+      generation++;
       for (const ip of ips) podIndex.set(`${ns}/${ip}`, (podIndex.get(`${ns}/${ip}`) ?? 0) + 1);
     },
     deletePod(pod) {
@@ -343,14 +353,17 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
       const old = pods.get(key);
       if (!old) return;
       pods.delete(key);
+      generation++;
       countNs(old.ns, -1);
       for (const ip of old.ips) { const k = `${old.ns}/${ip}`; const n = (podIndex.get(k) ?? 1) - 1; if (n) podIndex.set(k, n); else podIndex.delete(k); }
     },
     upsertNamespace(ns) {
       if (ns.metadata?.name) nsObjects.set(ns.metadata.name, ns);
+      generation++;
     },
     deleteNamespace(ns) {
       if (ns.metadata?.name) nsObjects.delete(ns.metadata.name);
+      generation++;
     },
     useNamespaceObjects() {
       namespaceObjects = true;

@@ -46,7 +46,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       return;
     }
     const send = (buf: Buffer | undefined) => {
-      if (buf && up) sock.send(buf, rinfo.port, rinfo.address, () => {});
+      if (buf && up) sock.send(buf, rinfo.port, rinfo.address);
     };
     if (out instanceof Promise) out.then(send, () => {});
     else send(out);

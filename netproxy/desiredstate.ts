@@ -22,6 +22,8 @@ export interface ServicePortState {
   nodePort?: number;
   externalIPs: string[];
   loadBalancerIPs: string[];
+  /** Only for LoadBalancer Services that set spec.loadBalancerSourceRanges (this family's CIDRs). */
+  loadBalancerSourceRanges?: string[];
   affinityTimeoutSeconds?: number;
   externalPolicyLocal: boolean;
   internalPolicyLocal: boolean;
@@ -97,6 +99,7 @@ export function createProxyState(options: { nodeName: string; logger: Logger }):
           ...(spec.nodePort !== undefined ? { nodePort: spec.nodePort } : {}),
           externalIPs: spec.externalIPs.filter((ip) => familyOf(ip) === family),
           loadBalancerIPs: spec.loadBalancerIPs.filter((ip) => familyOf(ip) === family),
+          ...(spec.loadBalancerSourceRanges.length ? { loadBalancerSourceRanges: spec.loadBalancerSourceRanges.map((c) => c.trim()).filter((c) => familyOf(c.split('/')[0]!) === family) } : {}),
           ...(spec.affinityTimeoutSeconds !== undefined ? { affinityTimeoutSeconds: spec.affinityTimeoutSeconds } : {}),
           externalPolicyLocal: spec.externalPolicyLocal,
           internalPolicyLocal: spec.internalPolicyLocal,

@@ -148,6 +148,16 @@ function unreachable(server: string, spec: { method: string; object: string }, e
   );
 }
 
+/** Wraps the error of a request sent on a reused connection the server had already closed. */
+class StaleConnection {
+  constructor(readonly error: KeelsonError) {}
+}
+
+function isStaleConnection(req: http.ClientRequest, err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE');
+}
+
 function queryString(query: RequestSpec['query']): string {
   if (!query) return '';
   const params = new URLSearchParams();
@@ -167,6 +177,7 @@ export function createKubeClient(config: KubeConfig, options: KubeClientOptions)
   const tokenFileRefreshMs = options.tokenFileRefreshMs ?? 60_000;
   const base = new URL(config.server);
   const secure = base.protocol === 'https:';
+  const hostname = base.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literals come bracketed
   const basePath = base.pathname.replace(/\/+$/, '');
   const server = config.server;
   let closed = false;
@@ -185,28 +196,25 @@ export function createKubeClient(config: KubeConfig, options: KubeClientOptions)
   }
 
   let transport: Transport = { agent: makeAgent(config.credentials), credentials: config.credentials };
-  let fileToken: { value: string; readAt: number; path: string } | undefined;
+  let fileToken: { value: string; readAt: number; path: string; failing: boolean } | undefined;
 
   async function bearerToken(credentials: KubeCredentials): Promise<string | undefined> {
-    if (credentials.tokenFile) {
-      const now = Date.now();
-      if (!fileToken || fileToken.path !== credentials.tokenFile || now - fileToken.readAt >= tokenFileRefreshMs) {
-        try {
-          fileToken = { value: (await readFile(credentials.tokenFile, 'utf8')).trim(), readAt: now, path: credentials.tokenFile };
-        } catch (err) {
-          // Keep using the last token read; the file may be in the middle of a rotation.
-          if (!fileToken || fileToken.path !== credentials.tokenFile) {
-            throw new KeelsonError(ErrorCodes.KUBECONFIG_INVALID, `cannot read token file ${credentials.tokenFile}: ${errorMessage(err)}`, {
-              object: credentials.tokenFile,
-              cause: err,
-            });
-          }
-          logger.warn({ err, file: credentials.tokenFile }, 'token file unreadable, using the last token read');
-        }
+    const path = credentials.tokenFile;
+    if (!path) return credentials.token;
+    const now = Date.now();
+    if (fileToken && fileToken.path === path && now - fileToken.readAt < tokenFileRefreshMs) return fileToken.value;
+    try {
+      fileToken = { value: (await readFile(path, 'utf8')).trim(), readAt: now, path, failing: false };
+    } catch (err) {
+      if (!fileToken || fileToken.path !== path) {
+        throw new KeelsonError(ErrorCodes.KUBECONFIG_INVALID, `cannot read token file ${path}: ${errorMessage(err)}`, { object: path, cause: err });
       }
-      return fileToken.value;
+      // Keep using the last token read (the file may be in the middle of a rotation); try again
+      // after the refresh interval, and say so once.
+      if (!fileToken.failing) logger.warn({ err, file: path }, 'token file unreadable, using the last token read');
+      fileToken = { ...fileToken, readAt: now, failing: true };
     }
-    return credentials.token;
+    return fileToken.value;
   }
 
   async function start(spec: RequestSpec): Promise<http.ClientRequest> {
@@ -223,7 +231,7 @@ export function createKubeClient(config: KubeConfig, options: KubeClientOptions)
     }
     const req = (secure ? https : http).request({
       protocol: base.protocol,
-      hostname: base.hostname,
+      hostname,
       port: base.port || (secure ? 443 : 80),
       method: spec.method,
       path: basePath + spec.path + queryString(spec.query),
@@ -234,8 +242,21 @@ export function createKubeClient(config: KubeConfig, options: KubeClientOptions)
     return req;
   }
 
-  /** One request/response with a deadline; resolves with the parsed JSON body of a 2xx answer. */
+  /**
+   * One request/response with a deadline; resolves with the parsed JSON body of a 2xx answer.
+   * A GET that fails because the server had just closed the idle keep-alive connection it was
+   * sent on (the request never reached the server) is sent once more on a fresh connection.
+   */
   async function call<R>(spec: RequestSpec): Promise<R> {
+    try {
+      return await callOnce<R>(spec);
+    } catch (err) {
+      if (err instanceof StaleConnection && spec.method === 'GET') return callOnce<R>(spec);
+      throw err instanceof StaleConnection ? err.error : err;
+    }
+  }
+
+  async function callOnce<R>(spec: RequestSpec): Promise<R> {
     const req = await start(spec);
     const timeoutMs = spec.timeoutMs ?? defaultTimeoutMs;
     return new Promise<R>((resolve, reject) => {
@@ -250,8 +271,13 @@ export function createKubeClient(config: KubeConfig, options: KubeClientOptions)
       };
       if (spec.signal?.aborted) onAbort();
       else spec.signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err) => fail(unreachable(server, spec, err)));
+      let answered = false;
+      req.on('error', (err) => {
+        const error = unreachable(server, spec, err);
+        fail(!answered && isStaleConnection(req, err) ? new StaleConnection(error) : error);
+      });
       req.on('response', (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', (err) => fail(unreachable(server, spec, err)));
@@ -310,15 +336,29 @@ export function createKubeClient(config: KubeConfig, options: KubeClientOptions)
       else resolveDone(end ?? 'aborted');
     };
 
-    const run = async () => {
+    const run = async (attempt: number): Promise<void> => {
       req = await start({ ...spec, method: 'GET' });
-      if (abortReason !== undefined) return settle(abortReason, 'aborted');
+      if (settled || abortReason !== undefined) {
+        req.destroy();
+        return settle(abortReason, 'aborted');
+      }
+      const sent = req;
+      let answered = false;
       const timeoutMs = defaultTimeoutMs;
       timer = setTimeout(() => {
         settle(new KeelsonError(ErrorCodes.API_UNREACHABLE, `WATCH ${spec.object}: no answer from ${server} within ${timeoutMs} ms`, { object: server }));
       }, timeoutMs);
-      req.on('error', (err) => settle(unreachable(server, spec, err)));
-      req.on('response', (response) => {
+      sent.on('error', (err) => {
+        if (settled || sent !== req) return;
+        if (!answered && attempt === 0 && isStaleConnection(sent, err)) {
+          if (timer) clearTimeout(timer);
+          run(1).catch((e) => settle(e));
+          return;
+        }
+        settle(unreachable(server, spec, err));
+      });
+      sent.on('response', (response) => {
+        answered = true;
         const code = response.statusCode ?? 0;
         if (code !== 200) {
           const chunks: Buffer[] = [];
@@ -362,7 +402,7 @@ export function createKubeClient(config: KubeConfig, options: KubeClientOptions)
         });
       });
     };
-    run().catch((err) => settle(err));
+    run(0).catch((err) => settle(err));
 
     return {
       abort(reason?: Error) {

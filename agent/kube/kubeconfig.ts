@@ -4,6 +4,7 @@
  * needs no file access except for a token file, which it re-reads (projected tokens rotate).
  * Also the in-memory form that `keelson join` builds from a bootstrap token.
  */
+import { load } from 'js-yaml';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ErrorCodes, KeelsonError, errorMessage } from '../errors';
@@ -60,8 +61,7 @@ function parseDocument(text: string): unknown {
       // not JSON after all: YAML is a superset, let it report the error
     }
   }
-  const yaml = require('yaml') as typeof import('yaml');
-  return yaml.parse(text);
+  return load(text);
 }
 
 function invalid(file: string, field: string, reason: string, cause?: unknown): KeelsonError {

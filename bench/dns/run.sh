@@ -20,7 +20,7 @@ trap cleanup EXIT
 taskset -c 0 knotd -c "$dir/upstream.conf" >"$dir/upstream.log" 2>&1 & pids+=($!)
 taskset -c 1 knotd -c "$dir/knot.conf" >"$dir/knot.log" 2>&1 & pids+=($!)
 taskset -c 1 unbound -d -c "$dir/unbound.conf" >"$dir/unbound.log" 2>&1 & pids+=($!)
-taskset -c 1 "$node_bin" dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services "$SERVICES" --upstream 127.0.70.3:5300 >"$dir/keelson.log" 2>&1 & keelson=$!; pids+=($keelson)
+taskset -c 1 "$node_bin" ${KEELSON_NODE_FLAGS---max-semi-space-size=2} dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services "$SERVICES" --upstream 127.0.70.3:5300 >"$dir/keelson.log" 2>&1 & keelson=$!; pids+=($keelson)
 
 wait_for() { for _ in $(seq 100); do dig +tries=1 +time=1 -p 5300 "@$1" "$2" A +short 2>/dev/null | grep -q . && return 0; sleep 0.2; done; echo "$1 did not answer $2" >&2; exit 1; }
 wait_for 127.0.70.3 host-1.ext.bench

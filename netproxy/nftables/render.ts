@@ -75,8 +75,12 @@ export function renderBase(f: NftFamily, ctx: RenderContext): string {
     `  map service-nodeports {\n    type inet_proto . inet_service : verdict\n  }`,
     `  map no-endpoint-services {\n    type ${a} . inet_proto . inet_service : verdict\n  }`,
     `  map no-endpoint-nodeports {\n    type inet_proto . inet_service : verdict\n  }`,
-    `  map endpoints {\n    typeof ${f} daddr . meta l4proto . th dport . numgen random mod 1 : ${f} daddr . th dport\n  }`,
-    `  map nodeport-endpoints {\n    typeof meta l4proto . th dport . numgen random mod 1 : ${f} daddr . th dport\n  }`,
+    // The value is typed with `ct original proto-dst` (an inet_service, like `th dport`): nft 1.0.x
+    // cannot re-evaluate a `th dport` in a typeof map *value* once the map comes back from the
+    // kernel, so every later rule referencing the map failed with "conflicting protocols
+    // specified: tcp vs. th" (any sync that adds a chain, every periodic full sync).
+    `  map endpoints {\n    typeof ${f} daddr . meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ct original proto-dst\n  }`,
+    `  map nodeport-endpoints {\n    typeof meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ct original proto-dst\n  }`,
     `  set hairpin {\n    type ${a} . ${a}\n  }`,
     `  set nodeport-ips {\n    type ${a}\n  }`,
     `  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n  }`,

@@ -26,6 +26,7 @@ function open(api: TestApiserver, method: string, path: string, opts: CallOption
   if (opts.body !== undefined) {
     payload = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
     headers['Content-Type'] = opts.contentType ?? 'application/json';
+    headers['Content-Length'] = String(Buffer.byteLength(payload));
   }
   const req = httpsRequest({
     host: api.host,

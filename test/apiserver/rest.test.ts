@@ -310,3 +310,19 @@ test('every kind is served at its path', async (t) => {
   const kubernetes = await call(api, 'GET', '/api/v1/namespaces/default/services/kubernetes');
   t.is(kubernetes.body.spec.clusterIP, '10.96.0.1');
 });
+
+test('pod spec is immutable except images and friends; pods/binding assigns a node once', async (t) => {
+  await call(api, 'POST', '/api/v1/namespaces/rest/pods', { body: pod('immut') });
+  const move = await call(api, 'PATCH', '/api/v1/namespaces/rest/pods/immut', { body: { spec: { nodeName: 'n9' } }, contentType: MERGE });
+  t.is(move.status, 422);
+  t.regex(move.body.message, /pod updates may not change fields/);
+  const image = await call(api, 'PATCH', '/api/v1/namespaces/rest/pods/immut', { body: { spec: { containers: [{ name: 'c', image: 'busybox:2' }] } }, contentType: SMP });
+  t.is(image.status, 200);
+  const bind = (node: string) =>
+    call(api, 'POST', '/api/v1/namespaces/rest/pods/immut/binding', { body: { apiVersion: 'v1', kind: 'Binding', metadata: { name: 'immut' }, target: { kind: 'Node', name: node } } });
+  t.is((await bind('n1')).status, 201);
+  t.is((await call(api, 'GET', '/api/v1/namespaces/rest/pods/immut')).body.spec.nodeName, 'n1');
+  const again = await bind('n2');
+  t.is(again.status, 409);
+  t.regex(again.body.message, /already assigned to node "n1"/);
+});

@@ -138,22 +138,25 @@ test('watch with a selector: objects entering the selection are ADDED, leaving i
   await Promise.all([w.status, lw.status]);
   await call(api, 'POST', '/api/v1/namespaces/wsel/pods', { body: pod('unbound', { namespace: 'wsel' }) });
   await call(api, 'POST', '/api/v1/namespaces/wsel/pods', { body: pod('bound', { namespace: 'wsel', nodeName: 'node-x', labels: { role: 'x' } }) });
-  // Binding: the unbound pod starts matching (real binding goes through pods/binding; a PUT works here).
-  const unbound = await call(api, 'GET', '/api/v1/namespaces/wsel/pods/unbound');
+  // The unbound pod gains the label, then is bound to node-x: it enters both selections.
   const patched = await call(api, 'PATCH', '/api/v1/namespaces/wsel/pods/unbound', {
     body: { metadata: { labels: { role: 'x' } } },
     contentType: 'application/merge-patch+json',
   });
   t.is(patched.status, 200, JSON.stringify(patched.body));
-  t.truthy(unbound.body.metadata);
+  const bound = await call(api, 'POST', '/api/v1/namespaces/wsel/pods/unbound/binding', {
+    body: { apiVersion: 'v1', kind: 'Binding', metadata: { name: 'unbound' }, target: { apiVersion: 'v1', kind: 'Node', name: 'node-x' } },
+  });
+  t.is(bound.status, 201);
   // Relabel the bound pod: it leaves the label selection.
   await call(api, 'PATCH', '/api/v1/namespaces/wsel/pods/bound', { body: { metadata: { labels: { role: 'y' } } }, contentType: 'application/merge-patch+json' });
-  const events = await lw.waitFor(3);
-  t.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED bound', 'ADDED unbound', 'DELETED bound']);
-  t.deepEqual(events[2]!.object.metadata.labels, { role: 'x' }, 'DELETED carries the last matching state');
-  t.is(events[2]!.object.metadata.resourceVersion, String(api.currentResourceVersion()));
-  const nodeEvents = await w.waitFor(2);
-  t.deepEqual(nodeEvents.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED bound', 'MODIFIED bound']);
+  const events = await lw.waitFor(4);
+  t.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED bound', 'ADDED unbound', 'MODIFIED unbound', 'DELETED bound']);
+  t.deepEqual(events[3]!.object.metadata.labels, { role: 'x' }, 'DELETED carries the last matching state');
+  t.is(events[3]!.object.metadata.resourceVersion, String(api.currentResourceVersion()));
+  const nodeEvents = await w.waitFor(3);
+  t.deepEqual(nodeEvents.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED bound', 'ADDED unbound', 'MODIFIED bound']);
+  t.is(nodeEvents[1]!.object.spec.nodeName, 'node-x');
 });
 
 test('watching one object by name in the path', async (t) => {

@@ -268,3 +268,63 @@ test('TLS: verifies the server against the CA, presents the client certificate, 
   t.teardown(() => insecure.close());
   t.is((await insecure.get(Resources.nodes, 'x')).metadata?.name, 'system:node:edge-1');
 });
+
+test('a GET or watch sent on a keep-alive connection the server just closed is retried once on a new one', async (t) => {
+  const perSocket = new Map<unknown, number>();
+  let connections = 0;
+  const server = http.createServer();
+  server.on('connection', () => connections++);
+  const srv = await serve(
+    t,
+    (req, res) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      // The second request on any connection finds it closed, as when an idle timeout races it.
+      if (n === 2) return void req.socket.destroy();
+      if (req.url!.includes('watch=true')) {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'w', resourceVersion: '1' } } }) + '\n');
+        return;
+      }
+      json(res, 200, { metadata: { name: 'ok' } });
+    },
+    server,
+  );
+  const client = createKubeClient(kubeconfigFromValues({ server: srv.url }), { logger });
+  t.teardown(() => client.close());
+  t.is((await client.get(Resources.nodes, 'a')).metadata?.name, 'ok');
+  t.is((await client.get(Resources.nodes, 'b')).metadata?.name, 'ok', 'retried on a fresh connection');
+  t.is(connections, 2);
+  const events: string[] = [];
+  t.is(await client.watch(Resources.nodes, {}, (e) => events.push(e.type)).done, 'closed');
+  t.deepEqual(events, ['ADDED']);
+  t.is(connections, 3);
+  // not retried: a POST may have reached the server
+  const err = (await t.throwsAsync(client.create(Resources.nodes, { metadata: { name: 'x' } }))) as KeelsonError;
+  t.is(err.code, ErrorCodes.API_UNREACHABLE);
+});
+
+test('an IPv6 literal server URL works, and an unreadable token file keeps the last token with one warning', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'keelson-token6-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'token'), 'first\n');
+  const server = http.createServer((req, res) => json(res, 200, { metadata: { name: String(req.headers.authorization) } }));
+  await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const port = (server.address() as AddressInfo).port;
+  const records: Array<Record<string, unknown>> = [];
+  const capture = createLogger({ format: 'json', level: 'info', sink: { write: (line) => void records.push(JSON.parse(line)) } });
+  const config = kubeconfigFromValues({ server: `http://[::1]:${port}` });
+  const client = createKubeClient({ ...config, credentials: { tokenFile: join(dir, 'token') } }, { logger: capture, tokenFileRefreshMs: 0 });
+  t.teardown(() => client.close());
+  t.is((await client.get(Resources.nodes, 'n')).metadata?.name, 'Bearer first');
+  rmSync(join(dir, 'token'));
+  t.is((await client.get(Resources.nodes, 'n')).metadata?.name, 'Bearer first');
+  t.is((await client.get(Resources.nodes, 'n')).metadata?.name, 'Bearer first');
+  t.is(records.filter((r) => r.msg === 'token file unreadable, using the last token read').length, 1);
+  writeFileSync(join(dir, 'token'), 'second\n');
+  t.is((await client.get(Resources.nodes, 'n')).metadata?.name, 'Bearer second');
+});

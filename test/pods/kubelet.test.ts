@@ -20,9 +20,9 @@ function makePod(name: string, spec: Partial<Pod['spec']> & object = {}, contain
   return toStaticPod(applyDefaults(raw as Pod), raw, `/manifests/${name}.yaml`, 'node1');
 }
 
-function memorySource() {
+function memorySource(initial: Pod[] = []) {
   let deliver: (pods: Pod[]) => void = () => {};
-  let current: Pod[] = [];
+  let current = initial;
   const source: PodSource & { set(pods: Pod[]): void } = {
     name: 'memory',
     async start(onPods) {
@@ -52,18 +52,19 @@ interface Env {
 async function flush(runtime?: FakeRuntime) {
   let quiet = 0;
   let seen = -1;
-  while (quiet < 3) {
-    await new Promise((r) => setTimeout(r, 2));
+  while (quiet < 4) {
+    await new Promise((r) => setTimeout(r, 5));
     const n = runtime?.calls.length ?? 0;
     quiet = n === seen ? quiet + 1 : 0;
     seen = n;
   }
 }
 
-async function setup(runtime?: FakeRuntime, clock?: FakeClock): Promise<Env> {
+/** A kubelet on the fake runtime; `initial` is what its source holds at start (as a folder scan would). */
+async function setup(runtime?: FakeRuntime, clock?: FakeClock, initial: Pod[] = []): Promise<Env> {
   clock ??= createFakeClock();
   runtime ??= createFakeRuntime(clock, { images: [IMAGE] });
-  const source = memorySource();
+  const source = memorySource(initial);
   const kubelet = createKubelet(
     { runtime, clock, logger: pino({ level: process.env.KT_DEBUG ? 'debug' : 'silent' }), config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent' } },
     { sources: [source] },
@@ -223,9 +224,8 @@ test('a new keelson adopts running containers: nothing restarted, restart count 
   await first.kubelet.stop();
   const callsBefore = runtime.calls.length;
 
-  const second = await setup(runtime, clock);
+  const second = await setup(runtime, clock, [pod]);
   t.teardown(() => second.kubelet.stop());
-  second.source.set([pod]);
   await second.tick();
   await second.tick(30_000);
   const mutating = runtime.calls.slice(callsBefore).filter((c) => /^(runPodSandbox|createContainer|startContainer|stopContainer|stopPodSandbox)/.test(c));
@@ -241,7 +241,6 @@ test('a container whose spec hash differs from the spec is recreated', async (t)
   await env.tick();
   const old = running(env.runtime)[0];
   old.annotations['io.kubernetes.container.hash'] = 'made-by-an-older-keelson';
-  env.kubelet.statusManager; // (status untouched by this)
   await env.tick(30_000);
   const now = running(env.runtime)[0];
   t.not(now.id, old.id);
@@ -256,9 +255,8 @@ test('pods in the runtime that no source wants are stopped and removed', async (
   await first.tick();
   await first.kubelet.stop();
   t.is(running(runtime).length, 2);
-  const second = await setup(runtime, clock);
+  const second = await setup(runtime, clock, [makePod('kept')]);
   t.teardown(() => second.kubelet.stop());
-  second.source.set([makePod('kept')]);
   await second.tick();
   await second.tick();
   t.deepEqual([...runtime.sandboxes.values()].map((s) => s.metadata.name), ['kept-node1']);

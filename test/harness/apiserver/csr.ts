@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from './registry';
 import { nowTimestamp } from './registry';
-import { resourceForKind } from './resources';
+import { resourceForKind, resourceId } from './resources';
 import type { Obj } from './store';
 
 export const SIGNERS = [
@@ -59,11 +59,12 @@ export function csrSubject(csrPem: string): { cn?: string; o: string[] } {
 
 export function createCsrSigner(registry: Registry, options: CsrSignerOptions): CsrSigner {
   const def = resourceForKind('CertificateSigningRequest', 'certificates.k8s.io/v1')!;
+  const resource = resourceId(def);
   const inFlight = new Map<string, Promise<void>>();
   let stopped = false;
 
   function setStatus(name: string, mutate: (csr: Obj) => void): void {
-    const current = registry.store.get('certificatesigningrequests', `/${name}`);
+    const current = registry.store.get(resource, `/${name}`);
     if (!current) return;
     const next = structuredClone(current);
     next.status ??= {};
@@ -127,11 +128,11 @@ export function createCsrSigner(registry: Registry, options: CsrSignerOptions): 
   }
 
   const unsubscribe = registry.store.subscribe((ev) => {
-    if (ev.resource !== 'certificatesigningrequests' || ev.type === 'DELETED') return;
+    if (ev.resource !== resource || ev.type === 'DELETED') return;
     const csr = ev.object;
     setImmediate(() => {
       if (stopped) return;
-      const current = registry.store.get('certificatesigningrequests', `/${csr.metadata.name}`);
+      const current = registry.store.get(resource, `/${csr.metadata.name}`);
       if (current) consider(current);
     });
   });

@@ -24,7 +24,7 @@ function verbsOf(def: ResourceDef): string[] {
 }
 
 function subVerbs(sub: string): string[] {
-  if (sub === 'eviction' || sub === 'token') return ['create'];
+  if (sub === 'eviction' || sub === 'token' || sub === 'binding') return ['create'];
   return ['get', 'patch', 'update'];
 }
 
@@ -44,7 +44,7 @@ export function resourceList(group: string, version: string): Record<string, unk
     if (!def.virtual) entry.storageVersionHash = Buffer.from(`${def.group}/${def.version}/${def.kind}`).toString('base64').slice(0, 11);
     resources.push(entry);
     for (const sub of def.subresources) {
-      const kind = sub === 'eviction' ? 'Eviction' : sub === 'token' ? 'TokenRequest' : def.kind;
+      const kind = sub === 'eviction' ? 'Eviction' : sub === 'token' ? 'TokenRequest' : sub === 'binding' ? 'Binding' : def.kind;
       const subEntry: Record<string, unknown> = { name: `${def.plural}/${sub}`, singularName: '', namespaced: def.namespaced, kind, verbs: subVerbs(sub) };
       if (sub === 'eviction') Object.assign(subEntry, { group: 'policy', version: 'v1' });
       if (sub === 'token') Object.assign(subEntry, { group: 'authentication.k8s.io', version: 'v1' });

@@ -281,7 +281,15 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
     for (const obj of options.fixtures ?? []) createFixture(obj);
   }
 
-  seed();
+  try {
+    seed();
+  } catch (err) {
+    bootstrap.stop();
+    signer.stop();
+    server.close();
+    server.closeAllConnections();
+    throw err;
+  }
 
   const kubeconfigPath = join(workDir, 'admin.kubeconfig');
   writeFileSync(kubeconfigPath, renderKubeconfig(address(), pki.caPem, { name: 'admin', token: adminToken }), { mode: 0o600 });

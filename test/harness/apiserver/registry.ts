@@ -15,7 +15,7 @@ import type { Matcher } from './selectors';
 import { ApiError, errors } from './status';
 import { objectKey } from './store';
 import type { Obj, Store } from './store';
-import { validate } from './validation';
+import { validate, validatePodUpdate } from './validation';
 
 export interface ListOptions {
   labelSelector?: string;
@@ -35,6 +35,8 @@ export interface DeleteOptions {
 export interface WriteContext {
   /** The authenticated user (CSR spec.username/groups are set from it). */
   user?: { username: string; groups: string[]; uid?: string };
+  /** pods/binding: the one way to set spec.nodeName on an existing pod. */
+  binding?: boolean;
 }
 
 export interface Registry {
@@ -47,6 +49,8 @@ export interface Registry {
   patch(def: ResourceDef, namespace: string | undefined, name: string, contentType: string, patch: unknown, subresource?: string): Obj;
   delete(def: ResourceDef, namespace: string | undefined, name: string, options?: DeleteOptions): { object: Obj; removed: boolean };
   deleteCollection(def: ResourceDef, namespace: string | undefined, options?: ListOptions, deleteOptions?: DeleteOptions): Obj;
+  /** pods/binding: assigns an unbound pod to a node. */
+  bind(namespace: string | undefined, name: string, body: Obj): void;
   matchers(def: ResourceDef, options: { labelSelector?: string; fieldSelector?: string }): Matcher;
   allocators: Allocators;
 }
@@ -314,6 +318,7 @@ export function createRegistry(store: Store): Registry {
         }
       }
       validate(def, next);
+      if (def.kind === 'Pod' && !ctx?.binding) validatePodUpdate(old, next);
     }
     next.metadata = {
       ...next.metadata,
@@ -385,6 +390,16 @@ export function createRegistry(store: Store): Registry {
     return { object: withTypeMeta(def, store.put(resourceId(def), key, next)), removed: false };
   }
 
+  function bind(namespace: string | undefined, name: string, body: Obj): void {
+    const def = RESOURCES.find((r) => r.kind === 'Pod')!;
+    const target = body?.target ?? {};
+    if (!target.name) throw errors.invalid('Binding', '', name, [{ field: 'target.name', message: 'Required value', reason: 'FieldValueRequired' }]);
+    const pod = getStored(def, namespace, name);
+    if (pod.metadata.deletionTimestamp) throw errors.conflict(def, name, 'pod is being deleted, cannot be assigned to a host');
+    if (pod.spec?.nodeName) throw errors.conflict(def, name, `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);
+    update(def, namespace, name, { ...pod, spec: { ...pod.spec, nodeName: target.name } }, undefined, { binding: true });
+  }
+
   function deleteCollection(def: ResourceDef, namespace: string | undefined, options: ListOptions = {}, deleteOptions: DeleteOptions = {}): Obj {
     const listed = list(def, namespace, { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector });
     const items: Obj[] = [];
@@ -408,6 +423,7 @@ export function createRegistry(store: Store): Registry {
     patch,
     delete: del,
     deleteCollection,
+    bind,
     matchers,
   };
 }

@@ -214,6 +214,11 @@ export function createRequestHandler(ctx: ServerContext) {
           send(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
           return;
         }
+        if (name && subresource === 'binding' && def.kind === 'Pod') {
+          registry.bind(namespace, name, body);
+          send(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+          return;
+        }
         if (name && subresource === 'token' && def.kind === 'ServiceAccount') {
           registry.get(def, namespace, name);
           send(res, 201, ctx.tokenRequest(namespace!, name, body));

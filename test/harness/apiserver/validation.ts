@@ -89,3 +89,44 @@ export function validate(def: ResourceDef, obj: Obj): void {
   if (def.kind === 'Node' && obj.spec?.podCIDR === '') delete obj.spec.podCIDR;
   if (causes.length) throw errors.invalid(def.kind, def.group, obj.metadata?.name ?? '', causes);
 }
+
+/**
+ * Pod updates may change only container images, activeDeadlineSeconds, added tolerations and
+ * removed scheduling gates (spec.nodeName is set through pods/binding), as upstream validation.
+ */
+export function validatePodUpdate(oldPod: Obj, newPod: Obj): void {
+  const relaxed = structuredClone(oldPod.spec ?? {});
+  const next = newPod.spec ?? {};
+  for (const list of ['containers', 'initContainers'] as const) {
+    const mine: Obj[] = relaxed[list] ?? [];
+    const theirs: Obj[] = next[list] ?? [];
+    if (mine.length === theirs.length) mine.forEach((c, i) => (c.image = theirs[i]!.image));
+  }
+  if (next.activeDeadlineSeconds === undefined) delete relaxed.activeDeadlineSeconds;
+  else relaxed.activeDeadlineSeconds = next.activeDeadlineSeconds;
+  const oldTolerations: Obj[] = relaxed.tolerations ?? [];
+  const newTolerations: Obj[] = next.tolerations ?? [];
+  const kept = oldTolerations.every((o) => newTolerations.some((n) => JSON.stringify(n) === JSON.stringify(o)));
+  if (kept && next.tolerations !== undefined) relaxed.tolerations = next.tolerations;
+  if (next.schedulingGates === undefined || (next.schedulingGates as Obj[]).length < (relaxed.schedulingGates ?? []).length) {
+    if (next.schedulingGates === undefined) delete relaxed.schedulingGates;
+    else relaxed.schedulingGates = next.schedulingGates;
+  }
+  if (sortedJson(relaxed) !== sortedJson(next)) {
+    throw errors.invalid('Pod', '', newPod.metadata?.name ?? '', [
+      {
+        field: 'spec',
+        message: 'Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
+        reason: 'FieldValueForbidden',
+      },
+    ]);
+  }
+}
+
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
