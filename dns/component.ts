@@ -19,6 +19,7 @@ import { createDnsMetrics, type DnsMetrics } from './metrics';
 import { createPacketHandler, type PacketHandler } from './query';
 import { createZoneIndex, type ZoneIndex } from './records';
 import { upstreamsFromResolvConf } from './resolvconf';
+import { DnsErrorCodes } from './errors';
 import { createDnsServer, type BoundAddress, type DnsServer } from './server';
 
 export interface DnsComponentHealth {
@@ -151,10 +152,21 @@ export function createDnsComponent(opts: DnsComponentOptions): DnsComponent {
   function subscribe<T>(feed: Feed<T>, apply: { upsert(o: T): void; remove(o: T): void }): void {
     const entry = { feed: feed as Feed<unknown>, synced: false };
     feeds.push(entry);
+    // A malformed object is reported and skipped; it never reaches the feed's caller as an exception.
+    const guarded = (fn: (o: T) => void) => (o: T) => {
+      try {
+        fn(o);
+      } catch (err) {
+        log.warn({ err, code: DnsErrorCodes.DNS_BAD_OBJECT, object: objKey(o as Service) }, 'dns skipped a malformed object');
+      }
+      scheduleCheckpoint();
+    };
+    const upsert = guarded((o) => apply.upsert(o));
+    const remove = guarded((o) => apply.remove(o));
     const h: FeedHandler<T> = {
-      onAdd: (o) => { apply.upsert(o); scheduleCheckpoint(); },
-      onUpdate: (_old, o) => { apply.upsert(o); scheduleCheckpoint(); },
-      onDelete: (o) => { apply.remove(o); scheduleCheckpoint(); },
+      onAdd: upsert,
+      onUpdate: (_old, o) => upsert(o),
+      onDelete: remove,
       onSynced: () => { entry.synced = true; checkSynced(); },
     };
     unsubscribes.push(feed.subscribe(h));
@@ -185,10 +197,15 @@ export function createDnsComponent(opts: DnsComponentOptions): DnsComponent {
         try {
           const cp = await readCheckpoint(opts.checkpointDir);
           if (cp) {
-            for (const s of cp.services) applyService.upsert(s);
-            for (const s of cp.endpointSlices) index.upsertSlice(s);
-            for (const p of cp.pods) index.upsertPod(p);
-            for (const n of cp.namespaces) index.upsertNamespace(n);
+            const each = <T>(list: T[], fn: (o: T) => void) => {
+              for (const o of list) {
+                try { fn(o); } catch (err) { log.warn({ err, code: DnsErrorCodes.DNS_BAD_OBJECT, object: objKey(o as Service) }, 'dns skipped a malformed checkpoint object'); }
+              }
+            };
+            each(cp.services, (s) => applyService.upsert(s));
+            each(cp.endpointSlices, (s) => index.upsertSlice(s));
+            each(cp.pods, (p) => index.upsertPod(p));
+            each(cp.namespaces, (n) => index.upsertNamespace(n));
             fromCheckpoint = true;
             log.info({ savedAt: cp.savedAt, ...index.stats() }, 'dns answering from checkpoint until the feed syncs');
           }

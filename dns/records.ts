@@ -32,6 +32,8 @@ export interface ServiceRecordSet {
   ptrs: Map<string, string[]>;
 }
 
+const list = <T>(v: T[] | undefined): T[] => (Array.isArray(v) ? v : []);
+
 const LABEL_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const NAME_RE = /^(?=.{1,253}$)[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9])?(\.[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9])?)*\.?$/i;
 
@@ -87,17 +89,17 @@ export function readyEndpoints(slices: Iterable<EndpointSlice>): { endpoints: Re
   const seen = new Set<string>();
   for (const slice of slices) {
     if (slice.addressType === 'FQDN') continue;
-    for (const p of slice.ports ?? []) {
+    for (const p of list(slice.ports)) {
       if (typeof p.port !== 'number') continue;
       const info = { name: (p.name ?? '').toLowerCase(), port: p.port, protocol: (p.protocol ?? 'TCP').toLowerCase() };
       if (!ports.some((x) => x.name === info.name && x.port === info.port && x.protocol === info.protocol)) ports.push(info);
     }
-    for (const ep of slice.endpoints ?? []) {
-      if (ep.conditions?.ready === false) continue;
-      for (const address of ep.addresses ?? []) {
-        const ip = canonicalIP(address);
+    for (const ep of list(slice.endpoints)) {
+      if (!ep || ep.conditions?.ready === false) continue;
+      for (const address of list(ep?.addresses)) {
+        const ip = typeof address === 'string' ? canonicalIP(address) : undefined;
         if (!ip) continue;
-        const hostname = ep.hostname?.toLowerCase();
+        const hostname = typeof ep.hostname === 'string' ? ep.hostname.toLowerCase() : undefined;
         const label = hostname && LABEL_RE.test(hostname) ? hostname : dashed(ip);
         const key = `${label}/${ip}`;
         if (seen.has(key)) continue;
@@ -153,12 +155,12 @@ export function buildServiceRecords(svc: Service, slices: Iterable<EndpointSlice
     return { names, ptrs };
   }
 
-  const ips = (spec.clusterIPs?.length ? spec.clusterIPs : [spec.clusterIP ?? ''])
-    .map((ip) => canonicalIP(ip))
+  const ips = (list(spec.clusterIPs).length ? list(spec.clusterIPs) : [String(spec.clusterIP ?? '')])
+    .map((ip) => (typeof ip === 'string' ? canonicalIP(ip) : undefined))
     .filter((ip): ip is string => ip !== undefined);
   if (ips.length === 0) return { names, ptrs };
-  const ports: PortInfo[] = (spec.ports ?? [])
-    .filter((p) => typeof p.port === 'number')
+  const ports: PortInfo[] = list(spec.ports)
+    .filter((p) => typeof p?.port === 'number')
     .map((p) => ({ name: (p.name ?? '').toLowerCase(), port: p.port, protocol: (p.protocol ?? 'TCP').toLowerCase() }));
   const r = addTo(names, base);
   for (const ip of ips) {
@@ -178,8 +180,8 @@ export function buildServiceRecords(svc: Service, slices: Iterable<EndpointSlice
 /** PodRecords input: the IPs of a running (not terminating) Pod. */
 export function podIPs(pod: Pod): string[] {
   if (pod.metadata?.deletionTimestamp) return [];
-  const list = pod.status?.podIPs?.length ? pod.status.podIPs.map((p) => p.ip ?? '') : [pod.status?.podIP ?? ''];
-  return list.map((ip) => canonicalIP(ip)).filter((ip): ip is string => ip !== undefined);
+  const all = Array.isArray(pod.status?.podIPs) && pod.status.podIPs.length ? pod.status.podIPs.map((p) => p?.ip) : [pod.status?.podIP];
+  return all.map((ip) => (typeof ip === 'string' ? canonicalIP(ip) : undefined)).filter((ip): ip is string => ip !== undefined);
 }
 
 function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
@@ -256,11 +258,15 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
   }
 
   function rebuild(key: string): void {
-    removeRecordSet(key);
     const svc = services.get(key);
-    if (!svc) return;
+    if (!svc) {
+      removeRecordSet(key);
+      return;
+    }
     const own = [...(slicesByService.get(key) ?? [])].map((k) => slices.get(k)!).filter(Boolean);
+    // Built before the old set goes: if an object is too broken to build from, the old records stay.
     const set = buildServiceRecords(svc, own, zone);
+    removeRecordSet(key);
     recordSets.set(key, { names: [...set.names.keys()], ptrIPs: [...set.ptrs.keys()] });
     for (const [name, r] of set.names) names.set(name, r);
     for (const [ip, targets] of set.ptrs) {
@@ -340,10 +346,10 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
       const key = keyOf(pod);
       const ns = pod.metadata?.namespace;
       if (!ns) return;
+      const ips = podIPs(pod);
       const old = pods.get(key);
       if (old) for (const ip of old.ips) { const k = `${old.ns}/${ip}`; const n = (podIndex.get(k) ?? 1) - 1; if (n) podIndex.set(k, n); else podIndex.delete(k); }
       else countNs(ns, 1);
-      const ips = podIPs(pod);
       pods.set(key, { ns, ips });
       generation++;
       for (const ip of ips) podIndex.set(`${ns}/${ip}`, (podIndex.get(`${ns}/${ip}`) ?? 0) + 1);

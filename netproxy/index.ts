@@ -13,6 +13,8 @@ import type { FeedHandler, ProxyInput } from './input';
 import { createProxyMetrics } from './metrics';
 import { chooseMode } from './mode';
 import { createNftablesBackend, cleanupNftables } from './nftables/backend';
+import { createIptablesBackend, cleanupIptables } from './iptables/backend';
+import { createIpvsBackend } from './ipvs/backend';
 import { ProxyError, ProxyErrorCodes } from './errors';
 import { realClock, createSyncRunner, type Clock } from './syncrunner';
 
@@ -55,6 +57,8 @@ export interface ProxyComponent {
 
 export function createBackend(mode: ProxyMode, ctx: BackendContext): ProxyBackend {
   if (mode === 'nftables') return createNftablesBackend(ctx);
+  if (mode === 'iptables') return createIptablesBackend(ctx);
+  if (mode === 'ipvs') return createIpvsBackend(ctx);
   throw new ProxyError(ProxyErrorCodes.MODE_UNSUPPORTED, `proxy mode ${mode} is not implemented in this build; use nftables`, { object: `mode=${mode}` });
 }
 
@@ -242,6 +246,7 @@ export async function cleanup(mode: ProxyMode | 'all', options: { exec?: Command
   for (const m of modes) {
     try {
       if (m === 'nftables') await cleanupNftables(exec);
+      else if (m === 'iptables') await cleanupIptables(exec, options.logger);
       else continue; // this build never creates iptables or ipvs objects
       options.logger.info({ mode: m }, 'proxy rules removed');
     } catch (err) {

@@ -29,11 +29,14 @@ export async function nftablesSupported(exec: CommandRunner): Promise<{ ok: bool
   }
 }
 
-/** IPVS needs the ip_vs module: without it /proc/net/ip_vs does not exist. */
+/** IPVS needs the ip_vs module: without it /proc/net/ip_vs does not exist. Loads it if it is only not loaded yet. */
 export async function ipvsSupported(exec: CommandRunner): Promise<{ ok: boolean; reason?: string }> {
-  const res = await exec(['cat', '/proc/net/ip_vs']).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: '' }));
-  if (res.code === 0) return { ok: true };
-  return { ok: false, reason: '/proc/net/ip_vs is missing (kernel module ip_vs not loaded or not built)' };
+  const present = async () => (await exec(['cat', '/proc/net/ip_vs']).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: '' }))).code === 0;
+  if (await present()) return { ok: true };
+  const load = await exec(['modprobe', '--', 'ip_vs']).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: '' }));
+  if (load.code === 0 && (await present())) return { ok: true };
+  const why = load.code === 0 ? 'modprobe ip_vs succeeded but IPVS did not appear' : `modprobe ip_vs failed: ${load.stderr.trim().split('\n')[0] || `exit ${load.code}`}`;
+  return { ok: false, reason: `/proc/net/ip_vs is missing (kernel module ip_vs not loaded or not built; ${why})` };
 }
 
 export type IptablesVariant = 'nft' | 'legacy';

@@ -77,6 +77,8 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
   let dnsConfig: DnsConfig | undefined;
   const workers = new Map<string, PodWorker>();
   const pendingStarts = new Map<string, Pod>();
+  /** UIDs whose worker was asked to stop and remove the pod. */
+  const removing = new Set<string>();
   const sourcePods = new Map<string, Pod[]>();
   let sourcesReady = false;
   let started = false;
@@ -95,10 +97,14 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     sourcePods.set(source, pods);
     const desired = new Map<string, Pod>();
     for (const list of sourcePods.values()) for (const p of list) desired.set(p.metadata!.uid!, p);
-    for (const [uid, worker] of workers) if (!desired.has(uid)) worker.terminate({ remove: true });
+    for (const [uid, worker] of workers) {
+      if (desired.has(uid) || removing.has(uid)) continue;
+      removing.add(uid);
+      worker.terminate({ remove: true });
+    }
     for (const uid of pendingStarts.keys()) if (!desired.has(uid)) pendingStarts.delete(uid);
     for (const [uid, pod] of desired) {
-      if (workers.has(uid) || pendingStarts.has(uid)) continue;
+      if (pendingStarts.has(uid) || (workers.has(uid) && !removing.has(uid))) continue;
       startWhenFree(pod);
     }
   }
@@ -106,15 +112,21 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
   function track(worker: PodWorker) {
     workers.set(worker.uid, worker);
     void worker.terminated.then(() => {
-      if (workers.get(worker.uid) === worker) workers.delete(worker.uid);
+      if (workers.get(worker.uid) !== worker) return;
+      workers.delete(worker.uid);
+      removing.delete(worker.uid);
     });
   }
 
-  /** A static pod replacing another of the same name starts once the old one is gone, as kubelet does. */
+  /**
+   * A pod starts once any worker of the same name is gone: a static pod replacing an older version
+   * of itself waits for the old one to stop (as kubelet does), and a pod removed and added back
+   * waits for its removal to finish.
+   */
   function startWhenFree(pod: Pod) {
     const uid = pod.metadata!.uid!;
     const ref = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
-    const previous = [...workers.values()].find((w) => w.ref === ref && w.uid !== uid);
+    const previous = workers.get(uid) ?? [...workers.values()].find((w) => w.ref === ref);
     if (!previous) {
       track(createPodWorker(pod, workerDeps!));
       return;
@@ -134,6 +146,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       if (workers.has(p.uid) || pendingStarts.has(p.uid)) continue;
       const pod: Pod = { metadata: { uid: p.uid, name: p.name, namespace: p.namespace }, spec: { containers: [] } };
       logger.info({ pod: `${p.namespace}/${p.name}`, uid: p.uid }, 'removing pod no source wants');
+      removing.add(p.uid);
       track(createPodWorker(pod, workerDeps!, { remove: true }));
     }
   }
@@ -190,6 +203,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       await Promise.all([...workers.values()].map((w) => w.idle()));
       workers.clear();
       pendingStarts.clear();
+      removing.clear();
     },
     health(): ComponentHealth {
       const p = pleg.healthy();

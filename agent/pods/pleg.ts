@@ -134,10 +134,11 @@ export function createPleg(options: PlegOptions): Pleg {
     relist,
     runtimePods: () => pods,
     healthy() {
-      if (lastRelist === undefined) return { healthy: !failing, message: failing || 'not relisted yet' };
+      if (lastRelist === undefined) return failing ? { healthy: false, message: `runtime relist failing: ${failing}` } : { healthy: true, message: 'not relisted yet' };
       const age = clock.now() - lastRelist;
       if (age > unhealthyAfterMs) return { healthy: false, lastRelist, message: `pleg was last seen active ${Math.round(age / 1000)}s ago${failing ? `: ${failing}` : ''}` };
-      return { healthy: true, lastRelist, ...(failing ? { message: failing } : {}) };
+      if (failing) return { healthy: false, lastRelist, message: `runtime relist failing: ${failing}` };
+      return { healthy: true, lastRelist };
     },
   };
 }

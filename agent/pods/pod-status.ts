@@ -5,6 +5,7 @@
 import type { ContainerState, ContainerStatus as ApiContainerStatus, Pod, PodCondition, PodStatus } from 'kubernetes-types/core/v1';
 import type { PodActions, RestartPolicy, Waiting } from './pod-actions';
 import { shouldRestart } from './pod-actions';
+import { parseQuantity } from './quantity';
 import { isHostNetwork } from './runtime-config';
 import type { ContainerInstance, RuntimePodState } from './runtime-state';
 
@@ -33,6 +34,22 @@ function terminatedState(c: ContainerInstance, runtimeName: string): ContainerSt
       containerID: `${runtimeName}://${c.id}`,
     },
   };
+}
+
+/** Guaranteed: cpu and memory limits set and equal to requests everywhere; BestEffort: nothing set. */
+export function qosClass(pod: Pod): 'Guaranteed' | 'Burstable' | 'BestEffort' {
+  let any = false;
+  let guaranteed = true;
+  for (const c of pod.spec!.containers) {
+    const limits = c.resources?.limits ?? {};
+    const requests = { ...limits, ...(c.resources?.requests ?? {}) };
+    for (const r of ['cpu', 'memory']) {
+      if (limits[r] !== undefined || requests[r] !== undefined) any = true;
+      if (limits[r] === undefined || parseQuantity(requests[r]) !== parseQuantity(limits[r])) guaranteed = false;
+    }
+  }
+  if (!any) return 'BestEffort';
+  return guaranteed ? 'Guaranteed' : 'Burstable';
 }
 
 export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusContext): PodStatus {
@@ -106,7 +123,7 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
     podIPs: podIP ? [{ ip: podIP }] : undefined,
     startTime: ctx.startTime,
     containerStatuses: statuses,
-    qosClass: 'BestEffort',
+    qosClass: qosClass(pod),
   };
   return status;
 }

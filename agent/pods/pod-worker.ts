@@ -172,7 +172,19 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
   }
 
   async function sync() {
-    const state = await reader.read(uid);
+    let state: RuntimePodState = { uid, sandboxes: [], containers: [] };
+    try {
+      state = await reader.read(uid);
+      await syncWith(state);
+    } catch (err) {
+      // keep the pod visible (Pending, with the reason) while the sync is retried
+      const reason = { reason: 'ContainerCreating', message: errorMessage(err) };
+      reportStatus(state, undefined, new Map(pod.spec!.containers.map((c) => [c.name, reason])));
+      throw err;
+    }
+  }
+
+  async function syncWith(state: RuntimePodState) {
     const actions = computePodActions(pod, state, backoff, clock.now());
     logTransitions(state, actions);
     if (actions.podDone) {

@@ -55,8 +55,8 @@ export interface JumpRule {
   rule: string;
 }
 
-const q = (text: string) => `"${text}"`;
-const comment = (text: string) => `-m comment --comment ${q(text)}`;
+/** Comments carry object names; anything a quoted restore argument cannot hold is replaced, and the length capped as iptables requires. */
+const comment = (text: string) => `-m comment --comment "${text.replace(/[^\w./:;, -]/g, '_').slice(0, 255)}"`;
 
 export function markValue(config: ProxyConfig): string {
   return '0x' + (1 << config.masqueradeBit >>> 0).toString(16);

@@ -6,26 +6,29 @@
 import type { ProxyBackend, BackendContext, SyncRequest } from '../backend';
 import type { ServicePortState } from '../desiredstate';
 import { run } from '../exec';
-import { FAMILIES, TABLE, renderBase, renderFragment, splitName, type NftChain, type NftFragment, type RenderContext } from './render';
+import { FAMILIES, PROTOS, TABLE, endpointMap, renderBase, renderFragment, splitName, type NftChain, type NftFragment, type RenderContext } from './render';
 
-/** Map elements with their owners: the first owner's value is the one in the kernel. */
-type ElementOwners = Map<string, Map<string, string>>;
+/**
+ * One map or set element and the Services that want it: several Services may claim the same
+ * element (a shared endpoint's hairpin entry, two Services on one external IP and port); the first
+ * claimant's value is the one in the kernel. Indexed by `family map\0key`.
+ */
+type Claims = [owner: string, value: string][];
 
 interface Applied {
   fragments: Map<string, NftFragment>;
-  /** `family map` → key → owner → value. */
-  elements: Map<string, ElementOwners>;
+  elements: Map<string, Claims>;
   /** shared chain → rules and reference count. */
   shared: Map<string, { rules: string[]; refs: number }>;
+  /** Rules plus elements, kept up to date as elements come and go. */
+  count: number;
 }
 
-const STATIC_MAPS = ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports', 'endpoints', 'nodeport-endpoints', 'hairpin'];
+export const STATIC_MAPS = ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports', ...PROTOS.flatMap((p) => [endpointMap(false, p), endpointMap(true, p)])];
+export const STATIC_SETS = ['hairpin', 'nodeport-ips'];
 const BASE_CHAINS = ['nat-prerouting', 'nat-output', 'nat-postrouting', 'filter-input', 'filter-forward', 'filter-output', 'services', 'endpoints-check', 'reject-chain'];
-
-function effective(owners: Map<string, string> | undefined): string | undefined {
-  if (!owners || owners.size === 0) return undefined;
-  return owners.values().next().value;
-}
+/** Elements per `add element` statement: big statements parse much faster than one per line. */
+const BATCH = 2000;
 
 export interface NftTransaction {
   text: string;
@@ -33,179 +36,229 @@ export interface NftTransaction {
   count: number;
 }
 
-/** Pure planner: given what was applied and a sync request, the transaction text and the new applied state. */
-export function createNftPlanner(ctx: RenderContext) {
-  let applied: Applied = { fragments: new Map(), elements: new Map(), shared: new Map() };
-  let first = true;
+const elementId = (map: string, key: string) => `${map}\0${key}`;
 
-  function countRules(a: Applied): number {
-    let n = 0;
-    for (const m of a.elements.values()) n += m.size;
-    for (const s of a.shared.values()) n += s.rules.length;
-    for (const f of a.fragments.values()) for (const c of f.chains) n += c.rules.length;
-    return n;
+function emptyApplied(): Applied {
+  return { fragments: new Map(), elements: new Map(), shared: new Map(), count: 0 };
+}
+
+/** Writes element statements grouped by map, `BATCH` elements per statement. */
+function elementStatements(verb: 'add' | 'delete', byMap: Map<string, string[]>, out: string[]): void {
+  for (const [map, items] of byMap) {
+    const [fam, name] = splitName(map);
+    for (let i = 0; i < items.length; i += BATCH) out.push(`${verb} element ${fam} ${TABLE} ${name} { ${items.slice(i, i + BATCH).join(', ')} }`);
+  }
+}
+
+function push(byMap: Map<string, string[]>, map: string, item: string): void {
+  let l = byMap.get(map);
+  if (!l) byMap.set(map, (l = []));
+  l.push(item);
+}
+
+/**
+ * Pure planner: given what was applied and a sync request, the transaction text. An incremental
+ * plan updates the applied state in place; `commit` accepts it, `reset` (the transaction failed)
+ * makes the next plan a full one that rebuilds the table from scratch, as does planning again
+ * without committing.
+ */
+export function createNftPlanner(ctx: RenderContext) {
+  let applied = emptyApplied();
+  let first = true;
+  let uncommitted = false;
+
+  const t = (qualified: string) => {
+    const [fam, name] = splitName(qualified);
+    return `${fam} ${TABLE} ${name}`;
+  };
+  const chainText = (name: string, rules: string[], out: string[]) => {
+    out.push(`add chain ${t(name)}`, `flush chain ${t(name)}`);
+    for (const r of rules) out.push(`add rule ${t(name)} ${r}`);
+  };
+  const item = (key: string, value: string) => (value === '' ? key : `${key} : ${value}`);
+
+  function planFull(request: SyncRequest): { text: string; next: Applied } {
+    const next = emptyApplied();
+    const text: string[] = [];
+    const adds = new Map<string, string[]>();
+    const chains: [string, string[]][] = [];
+    const dynamicMaps: { name: string; decl: string }[] = [];
+    for (const [key, ports] of request.state.services) {
+      const frag = renderFragment(ports, ctx);
+      next.fragments.set(key, frag);
+      for (const e of frag.elements) {
+        const id = elementId(e.map, e.key);
+        const claims = next.elements.get(id);
+        if (claims) claims.push([key, e.value]);
+        else {
+          next.elements.set(id, [[key, e.value]]);
+          push(adds, e.map, item(e.key, e.value));
+          next.count++;
+        }
+      }
+      for (const c of frag.sharedChains) {
+        const s = next.shared.get(c.name);
+        if (s) s.refs++;
+        else {
+          next.shared.set(c.name, { rules: c.rules, refs: 1 });
+          chains.push([c.name, c.rules]);
+          next.count += c.rules.length;
+        }
+      }
+      for (const c of frag.chains) {
+        chains.push([c.name, c.rules]);
+        next.count += c.rules.length;
+      }
+      dynamicMaps.push(...frag.dynamicMaps);
+    }
+    for (const f of FAMILIES) {
+      const base = renderBase(f, ctx);
+      const split = base.indexOf('\nadd ');
+      if (first) text.push(`add table ${f} ${TABLE}`, `delete table ${f} ${TABLE}`);
+      text.push(base.slice(0, split + 1).trimEnd());
+      for (const c of BASE_CHAINS) text.push(`flush chain ${f} ${TABLE} ${c}`);
+      for (const m of STATIC_MAPS) text.push(`flush map ${f} ${TABLE} ${m}`);
+      for (const m of STATIC_SETS) text.push(`flush set ${f} ${TABLE} ${m}`);
+      text.push(base.slice(split + 1).trimEnd());
+    }
+    const wantedChains = new Set(chains.map(([n]) => n));
+    const wantedMaps = new Set(dynamicMaps.map((m) => m.name));
+    for (const m of dynamicMaps) text.push(`add map ${t(m.name)} { ${m.decl} }`);
+    for (const m of dynamicMaps) text.push(`flush map ${t(m.name)}`);
+    for (const [name, rules] of chains) chainText(name, rules, text);
+    elementStatements('add', adds, text);
+    if (!first) {
+      // What the previous state had and this one does not: its elements went with the flushes.
+      const stale = new Set<string>();
+      for (const name of applied.shared.keys()) if (!wantedChains.has(name)) stale.add(name);
+      for (const frag of applied.fragments.values()) for (const c of frag.chains) if (!wantedChains.has(c.name)) stale.add(c.name);
+      for (const name of stale) text.push(`flush chain ${t(name)}`);
+      for (const name of stale) text.push(`delete chain ${t(name)}`);
+      const staleMaps = new Set<string>();
+      for (const frag of applied.fragments.values()) for (const m of frag.dynamicMaps) if (!wantedMaps.has(m.name)) staleMaps.add(m.name);
+      for (const name of staleMaps) text.push(`delete map ${t(name)}`);
+    }
+    return { text: text.join('\n') + '\n', next };
+  }
+
+  function planIncremental(request: SyncRequest): string {
+    const a = applied;
+    const newChains = new Map<string, string[]>();
+    const removedChains = new Set<string>();
+    const newMaps: { name: string; decl: string }[] = [];
+    const flushMaps: string[] = [];
+    const removedMaps: string[] = [];
+    // Effective value of every touched element before this plan, captured on first touch.
+    const before = new Map<string, { map: string; key: string; value: string | undefined }>();
+    const touch = (map: string, key: string) => {
+      const id = elementId(map, key);
+      if (!before.has(id)) before.set(id, { map, key, value: a.elements.get(id)?.[0]?.[1] });
+      return id;
+    };
+    for (const key of request.changed) {
+      const oldFrag = a.fragments.get(key);
+      const ports: ServicePortState[] | undefined = request.state.services.get(key);
+      const newFrag = ports ? renderFragment(ports, ctx) : undefined;
+      for (const e of oldFrag?.elements ?? []) {
+        const id = touch(e.map, e.key);
+        const claims = a.elements.get(id);
+        if (!claims) continue;
+        const i = claims.findIndex(([o]) => o === key);
+        if (i >= 0) claims.splice(i, 1);
+        if (claims.length === 0) a.elements.delete(id);
+      }
+      for (const e of newFrag?.elements ?? []) {
+        const id = touch(e.map, e.key);
+        const claims = a.elements.get(id);
+        if (claims) claims.push([key, e.value]);
+        else a.elements.set(id, [[key, e.value]]);
+      }
+      for (const c of oldFrag?.sharedChains ?? []) a.shared.get(c.name)!.refs--;
+      for (const c of newFrag?.sharedChains ?? []) {
+        const s = a.shared.get(c.name);
+        if (s) {
+          if (s.refs <= 0) newChains.set(c.name, c.rules); // dropped earlier in this plan, wanted again
+          s.refs++;
+        } else {
+          a.shared.set(c.name, { rules: c.rules, refs: 1 });
+          newChains.set(c.name, c.rules);
+          a.count += c.rules.length;
+        }
+      }
+      const oldChains = new Map((oldFrag?.chains ?? []).map((c) => [c.name, c.rules]));
+      for (const c of newFrag?.chains ?? []) {
+        const was = oldChains.get(c.name);
+        if (!was || was.join('\n') !== c.rules.join('\n')) newChains.set(c.name, c.rules);
+        a.count += c.rules.length - (was?.length ?? 0);
+        oldChains.delete(c.name);
+      }
+      for (const [name, rules] of oldChains) {
+        removedChains.add(name);
+        a.count -= rules.length;
+      }
+      const oldMaps = new Set((oldFrag?.dynamicMaps ?? []).map((m) => m.name));
+      for (const m of newFrag?.dynamicMaps ?? []) {
+        if (!oldMaps.has(m.name)) newMaps.push(m);
+        else if (endpointRemoved(oldFrag!, newFrag!)) flushMaps.push(m.name);
+        oldMaps.delete(m.name);
+      }
+      removedMaps.push(...oldMaps);
+      if (newFrag) a.fragments.set(key, newFrag);
+      else a.fragments.delete(key);
+    }
+    for (const [name, s] of a.shared) {
+      if (s.refs > 0) continue;
+      removedChains.add(name);
+      newChains.delete(name);
+      a.count -= s.rules.length;
+      a.shared.delete(name);
+    }
+    const adds = new Map<string, string[]>();
+    const dels = new Map<string, string[]>();
+    for (const [id, b] of before) {
+      const after = a.elements.get(id)?.[0]?.[1];
+      if (b.value === after) continue;
+      if (b.value !== undefined) push(dels, b.map, b.key);
+      if (after !== undefined) push(adds, b.map, item(b.key, after));
+      a.count += (after !== undefined ? 1 : 0) - (b.value !== undefined ? 1 : 0);
+    }
+    const text: string[] = [];
+    for (const m of newMaps) text.push(`add map ${t(m.name)} { ${m.decl} }`);
+    for (const name of flushMaps) text.push(`flush map ${t(name)}`);
+    for (const [name, rules] of newChains) chainText(name, rules, text);
+    elementStatements('delete', dels, text);
+    elementStatements('add', adds, text);
+    for (const name of removedChains) if (!newChains.has(name)) text.push(`flush chain ${t(name)}`);
+    for (const name of removedChains) if (!newChains.has(name)) text.push(`delete chain ${t(name)}`);
+    for (const name of new Set(removedMaps)) text.push(`delete map ${t(name)}`);
+    return text.length ? text.join('\n') + '\n' : '';
   }
 
   function plan(request: SyncRequest): { transaction: NftTransaction; commit: () => void; reset: () => void } {
+    if (uncommitted) first = true;
     const full = request.full || first;
-    const next: Applied = full
-      ? { fragments: new Map(), elements: new Map(), shared: new Map() }
-      : { fragments: new Map(applied.fragments), elements: cloneElements(applied.elements), shared: new Map([...applied.shared].map(([k, v]) => [k, { ...v }])) };
-    const keys = full ? [...request.state.services.keys()] : [...request.changed];
-    const removedChains: string[] = [];
-    const changedChains = new Map<string, string[]>();
-    const newDynamicMaps: { name: string; decl: string }[] = [];
-    const flushDynamicMaps: string[] = [];
-    const removedDynamicMaps: string[] = [];
-
-    for (const key of keys) {
-      const oldFrag = full ? undefined : next.fragments.get(key);
-      const ports: ServicePortState[] | undefined = request.state.services.get(key);
-      const newFrag = ports ? renderFragment(ports, ctx) : undefined;
-      if (oldFrag) {
-        for (const e of oldFrag.elements) next.elements.get(e.map)?.get(e.key)?.delete(key);
-        for (const c of oldFrag.sharedChains) {
-          const s = next.shared.get(c.name)!;
-          s.refs--;
-        }
-      }
-      if (newFrag) {
-        for (const e of newFrag.elements) {
-          let m = next.elements.get(e.map);
-          if (!m) next.elements.set(e.map, (m = new Map()));
-          let owners = m.get(e.key);
-          if (!owners) m.set(e.key, (owners = new Map()));
-          owners.set(key, e.value);
-        }
-        for (const c of newFrag.sharedChains) {
-          const s = next.shared.get(c.name);
-          if (s) s.refs++;
-          else next.shared.set(c.name, { rules: c.rules, refs: 1 });
-        }
-        next.fragments.set(key, newFrag);
-      } else next.fragments.delete(key);
-      // Chains of the Service itself (affinity).
-      const oldChains = new Map((oldFrag?.chains ?? []).map((c) => [c.name, c.rules]));
-      for (const c of newFrag?.chains ?? []) {
-        if (full || JSON.stringify(oldChains.get(c.name)) !== JSON.stringify(c.rules)) changedChains.set(c.name, c.rules);
-        oldChains.delete(c.name);
-      }
-      removedChains.push(...oldChains.keys());
-      const oldMaps = new Set((oldFrag?.dynamicMaps ?? []).map((m) => m.name));
-      for (const m of newFrag?.dynamicMaps ?? []) {
-        if (!oldMaps.has(m.name)) newDynamicMaps.push(m);
-        else if (endpointRemoved(oldFrag!, newFrag!)) flushDynamicMaps.push(m.name);
-        oldMaps.delete(m.name);
-      }
-      removedDynamicMaps.push(...oldMaps);
-    }
-
-    const t = (qualified: string) => {
-      const [fam, name] = splitName(qualified);
-      return `${fam} ${TABLE} ${name}`;
-    };
-    // Full: declare the base objects, flush them, then write their rules.
-    const text: string[] = [];
-    if (full) {
-      for (const f of FAMILIES) {
-        const base = renderBase(f, ctx);
-        const split = base.indexOf('\nadd ');
-        const decl = base.slice(0, split + 1);
-        const rules = base.slice(split + 1);
-        if (first) text.push(`add table ${f} ${TABLE}`, `delete table ${f} ${TABLE}`);
-        text.push(decl.trimEnd());
-        for (const c of BASE_CHAINS) text.push(`flush chain ${f} ${TABLE} ${c}`);
-        for (const m of [...STATIC_MAPS, 'nodeport-ips']) text.push(`flush ${m === 'hairpin' || m === 'nodeport-ips' ? 'set' : 'map'} ${f} ${TABLE} ${m}`);
-        text.push(rules.trimEnd());
-      }
-      // Chains we applied before and no longer want.
-      for (const name of applied.shared.keys()) if (!next.shared.has(name) || next.shared.get(name)!.refs <= 0) removedChains.push(name);
-      for (const frag of applied.fragments.values()) {
-        for (const c of frag.chains) if (![...next.fragments.values()].some((nf) => nf.chains.some((x) => x.name === c.name))) removedChains.push(c.name);
-        for (const m of frag.dynamicMaps) if (![...next.fragments.values()].some((nf) => nf.dynamicMaps.some((x) => x.name === m.name))) removedDynamicMaps.push(m.name);
-      }
-    }
-    // New shared chains (or all of them on a full sync).
-    for (const [name, s] of next.shared) {
-      if (s.refs <= 0) continue;
-      if (full || !applied.shared.has(name) || applied.shared.get(name)!.refs <= 0) changedChains.set(name, s.rules);
-    }
-    for (const m of newDynamicMaps) text.push(`add map ${t(m.name)} { ${m.decl} }`);
-    if (full) for (const frag of next.fragments.values()) for (const m of frag.dynamicMaps) text.push(`add map ${t(m.name)} { ${m.decl} }`);
-    for (const name of flushDynamicMaps) text.push(`flush map ${t(name)}`);
-    for (const [name, rules] of changedChains) {
-      text.push(`add chain ${t(name)}`, `flush chain ${t(name)}`);
-      for (const r of rules) text.push(`add rule ${t(name)} ${r}`);
-    }
-    // Element changes.
-    const adds: string[] = [];
-    const dels: string[] = [];
-    const mapNames = new Set([...applied.elements.keys(), ...next.elements.keys()]);
-    for (const map of mapNames) {
-      const before = full ? undefined : applied.elements.get(map);
-      const after = next.elements.get(map);
-      const touchedKeys = full ? [...(after?.keys() ?? [])] : touchedElementKeys(map, keys, applied, next);
-      for (const k of touchedKeys) {
-        const b = effective(before?.get(k));
-        const a = effective(after?.get(k));
-        if (b === a) continue;
-        if (b !== undefined) dels.push(`delete element ${t(map)} { ${k} }`);
-        if (a !== undefined) adds.push(`add element ${t(map)} { ${k}${a === '' ? '' : ` : ${a}`} }`);
-      }
-    }
-    text.push(...dels, ...adds);
-    for (const [name, s] of next.shared) {
-      if (s.refs <= 0) {
-        removedChains.push(name);
-        next.shared.delete(name);
-      }
-    }
-    for (const name of new Set(removedChains)) {
-      if (changedChains.has(name)) continue;
-      text.push(`flush chain ${t(name)}`);
-    }
-    for (const name of new Set(removedChains)) {
-      if (changedChains.has(name)) continue;
-      text.push(`delete chain ${t(name)}`);
-    }
-    for (const name of new Set(removedDynamicMaps)) text.push(`delete map ${t(name)}`);
-    // Drop empty element-owner entries.
-    for (const m of next.elements.values()) for (const [k, owners] of m) if (owners.size === 0) m.delete(k);
-
-    const transaction = { text: text.join('\n') + '\n', count: countRules(next) };
+    let text: string;
+    let next = applied;
+    if (full) ({ text, next } = planFull(request));
+    else text = planIncremental(request);
+    uncommitted = true;
+    const wasFirst = first;
     return {
-      transaction,
+      transaction: { text, count: next.count },
       commit: () => {
         applied = next;
         first = false;
+        uncommitted = false;
       },
       reset: () => {
         first = true;
+        uncommitted = false;
+        if (wasFirst) applied = emptyApplied();
       },
     };
   }
 
   return { plan, isFirst: () => first };
-}
-
-function touchedElementKeys(map: string, serviceKeys: string[], applied: Applied, next: Applied): string[] {
-  const out = new Set<string>();
-  for (const sk of serviceKeys) {
-    for (const frag of [applied.fragments.get(sk), next.fragments.get(sk)]) {
-      for (const e of frag?.elements ?? []) if (e.map === map) out.add(e.key);
-    }
-  }
-  return [...out];
-}
-
-function cloneElements(src: Map<string, ElementOwners>): Map<string, ElementOwners> {
-  const out = new Map<string, ElementOwners>();
-  for (const [map, keys] of src) {
-    const m: ElementOwners = new Map();
-    for (const [k, owners] of keys) m.set(k, new Map(owners));
-    out.set(map, m);
-  }
-  return out;
 }
 
 function endpointRemoved(oldFrag: NftFragment, newFrag: NftFragment): boolean {
@@ -223,6 +276,10 @@ export function createNftablesBackend(ctx: BackendContext): ProxyBackend & { las
     async sync(request) {
       const { transaction, commit, reset } = planner.plan(request);
       last = transaction.text;
+      if (transaction.text === '') {
+        commit();
+        return { rules: transaction.count };
+      }
       try {
         await run(ctx.exec, ['nft', '-f', '-'], transaction.text);
       } catch (err) {

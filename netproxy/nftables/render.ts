@@ -49,6 +49,14 @@ const lower = (p: string) => p.toLowerCase();
 const addrType = (f: NftFamily) => (f === 'ip' ? 'ipv4_addr' : 'ipv6_addr');
 const hostAddr = (f: NftFamily, ip: string, port: number) => (f === 'ip' ? `${ip}:${port}` : `[${ip}]:${port}`);
 
+export const PROTOS = ['tcp', 'udp', 'sctp'] as const;
+export type NftProto = (typeof PROTOS)[number];
+
+/** The map holding the endpoints of one protocol's ClusterIP/external IPs, or of its NodePorts. */
+export function endpointMap(nodePort: boolean, proto: NftProto): string {
+  return `${nodePort ? 'nodeport-' : ''}endpoints-${proto}`;
+}
+
 export function markBits(config: ProxyConfig): string {
   return '0x' + (1 << config.masqueradeBit).toString(16).padStart(8, '0');
 }
@@ -75,12 +83,12 @@ export function renderBase(f: NftFamily, ctx: RenderContext): string {
     `  map service-nodeports {\n    type inet_proto . inet_service : verdict\n  }`,
     `  map no-endpoint-services {\n    type ${a} . inet_proto . inet_service : verdict\n  }`,
     `  map no-endpoint-nodeports {\n    type inet_proto . inet_service : verdict\n  }`,
-    // The value is typed with `ct original proto-dst` (an inet_service, like `th dport`): nft 1.0.x
-    // cannot re-evaluate a `th dport` in a typeof map *value* once the map comes back from the
-    // kernel, so every later rule referencing the map failed with "conflicting protocols
-    // specified: tcp vs. th" (any sync that adds a chain, every periodic full sync).
-    `  map endpoints {\n    typeof ${f} daddr . meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ct original proto-dst\n  }`,
-    `  map nodeport-endpoints {\n    typeof meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ct original proto-dst\n  }`,
+    // One endpoint map per protocol, its value typed with that protocol's port (`tcp dport`, ...).
+    // nft 1.0.x cannot re-evaluate a `th dport` in a typeof map value once the map comes back from
+    // the kernel: every transaction after the first that added a rule using the map (periodic full
+    // syncs, a new endpoint count) failed with "conflicting protocols specified: tcp vs. th".
+    ...PROTOS.map((p) => `  map ${endpointMap(false, p)} {\n    typeof ${f} daddr . meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ${p} dport\n  }`),
+    ...PROTOS.map((p) => `  map ${endpointMap(true, p)} {\n    typeof meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ${p} dport\n  }`),
     `  set hairpin {\n    type ${a} . ${a}\n  }`,
     `  set nodeport-ips {\n    type ${a}\n  }`,
     `  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n  }`,
@@ -147,13 +155,12 @@ function masqRules(f: NftFamily, kind: Kind, ctx: RenderContext): string[] {
   return [`${f} saddr != { ${cidrs.join(', ')} } ${markMasq(config)}`];
 }
 
-function pickChain(f: NftFamily, kind: Kind, nodePort: boolean, count: number, ctx: RenderContext): NftChain {
-  const name = `${nodePort ? 'nodeport-' : ''}${kind}-${count}`;
+function pickChain(f: NftFamily, kind: Kind, nodePort: boolean, proto: NftProto, count: number, ctx: RenderContext): NftChain {
+  const name = `${nodePort ? 'nodeport-' : ''}${kind}-${proto}-${count}`;
   const key = nodePort ? 'meta l4proto . th dport' : `${f} daddr . meta l4proto . th dport`;
-  const map = nodePort ? 'nodeport-endpoints' : 'endpoints';
   return {
     name: `${f} ${name}`,
-    rules: [...masqRules(f, kind, ctx), `meta l4proto { tcp, udp, sctp } dnat ${f} to ${key} . numgen random mod ${count} map @${map}`],
+    rules: [...masqRules(f, kind, ctx), `meta l4proto ${proto} dnat ${f} to ${key} . numgen random mod ${count} map @${endpointMap(nodePort, proto)}`],
   };
 }
 
@@ -169,7 +176,7 @@ export function renderFragment(ports: ServicePortState[], ctx: RenderContext): N
 
 function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment): void {
   const f: NftFamily = sp.family === 4 ? 'ip' : 'ip6';
-  const proto = lower(sp.protocol);
+  const proto = lower(sp.protocol) as NftProto;
   const el = (map: string, key: string, value = '') => frag.elements.push({ map: `${f} ${map}`, key, value });
   const h = shortHash(sp.id);
   const affinity = sp.affinityTimeoutSeconds;
@@ -211,7 +218,7 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
       }
       return `goto ${name.slice(f.length + 1)}`;
     }
-    const chain = pickChain(f, kind, nodePort, eps.length, ctx);
+    const chain = pickChain(f, kind, nodePort, proto, eps.length, ctx);
     if (!frag.sharedChains.some((c) => c.name === chain.name)) frag.sharedChains.push(chain);
     return `goto ${chain.name.slice(f.length + 1)}`;
   };
@@ -221,7 +228,7 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
   const cipKey = `${sp.clusterIP} . ${proto} . ${sp.port}`;
   if (sp.internal.verdict === 'forward') {
     el('service-ips', cipKey, target('cluster', false, sp.internal.endpoints));
-    if (affinity === undefined) sp.internal.endpoints.forEach((ep, i) => el('endpoints', `${cipKey} . ${i}`, `${ep.ip} . ${ep.port}`));
+    if (affinity === undefined) sp.internal.endpoints.forEach((ep, i) => el(endpointMap(false, proto), `${cipKey} . ${i}`, `${ep.ip} . ${ep.port}`));
   } else el('no-endpoint-services', cipKey, noEndpoints(sp.internal.verdict));
 
   // externalIPs and LoadBalancer ingress IPs.
@@ -230,7 +237,7 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
     const key = `${ip} . ${proto} . ${sp.port}`;
     if (sp.external.verdict === 'forward') {
       el('service-ips', key, target(extKind, false, sp.external.endpoints));
-      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el('endpoints', `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
+      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el(endpointMap(false, proto), `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
     } else el('no-endpoint-services', key, noEndpoints(sp.external.verdict));
   }
 
@@ -239,7 +246,7 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
     const key = `${proto} . ${sp.nodePort}`;
     if (sp.external.verdict === 'forward') {
       el('service-nodeports', key, target(extKind, true, sp.external.endpoints));
-      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el('nodeport-endpoints', `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
+      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el(endpointMap(true, proto), `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
     } else el('no-endpoint-nodeports', key, noEndpoints(sp.external.verdict));
   }
 

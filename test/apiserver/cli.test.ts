@@ -57,6 +57,15 @@ items:
       ports:
         - port: 80
 ---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-0
+spec:
+  containers:
+    - name: api
+      image: busybox:1.36
+---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
@@ -76,7 +85,7 @@ test('loadFixtures flattens Lists; parseArgs reads the flags', (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'f.yaml');
   writeFileSync(file, FIXTURES);
-  t.deepEqual(loadFixtures(file).map((o) => `${o.kind}/${o.metadata.name}`), ['Node/edge-1', 'Pod/web-1', 'Service/web', 'EndpointSlice/web-abc']);
+  t.deepEqual(loadFixtures(file).map((o) => `${o.kind}/${o.metadata.name}`), ['Node/edge-1', 'Pod/web-1', 'Service/web', 'Pod/api-0', 'EndpointSlice/web-abc']);
   writeFileSync(file, 'kind: [');
   t.throws(() => loadFixtures(file));
   t.like(parseArgs(['--port', '7000', '--fixtures=a.yaml', '--fixtures', 'b.yaml', '--kubeconfig-out', 'k']), { port: 7000, fixtures: ['a.yaml', 'b.yaml'], kubeconfigOut: 'k' });
@@ -108,6 +117,9 @@ kubectlTest('CLI starts from a YAML fixture and kubectl get nodes,pods prints it
   });
   t.is(printed, kubeconfig);
   const kubectl = (...args: string[]) => run('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], { timeout: 20000 });
+  const plain = await kubectl('get', 'nodes,pods');
+  t.regex(plain.stdout, /^NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION\nnode\/edge-1\s+Ready\s+edge\s+\d+s\s+v1\.32\.0-keelson\n/);
+  t.regex(plain.stdout, /\nNAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\npod\/api-0\s+0\/1\s+Pending\s+0\s+\d+s\n/);
   const { stdout } = await kubectl('get', 'nodes,pods', '-A');
   const lines = stdout.split('\n').map((l) => l.trim().split(/\s+/));
   t.true(lines.some((cols) => cols[0] === 'node/edge-1' && cols[1] === 'Ready' && cols[2] === 'edge' && cols[4] === 'v1.32.0-keelson'), stdout);

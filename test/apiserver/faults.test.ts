@@ -38,7 +38,8 @@ test('stallWatches holds events and bookmarks, then delivers them; forever until
   const w = watch(api, `/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}`);
   await w.status;
   await w.waitFor(1); // a bookmark
-  t.is(api.faults.stallWatches(300), 1);
+  t.is(api.faults.stallWatches(500), 1);
+  await sleep(50); // let bytes written before the stall arrive
   const stalledAt = w.events.length;
   api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'during-stall', namespace: 'default' } });
   await sleep(200);
@@ -47,6 +48,7 @@ test('stallWatches holds events and bookmarks, then delivers them; forever until
   t.true(events.slice(stalledAt).some((e) => e.type === 'ADDED' && e.object.metadata.name === 'during-stall'));
 
   api.faults.stallWatches('forever');
+  await sleep(50);
   const count = w.events.length;
   api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'forever', namespace: 'default' } });
   await sleep(300);
@@ -89,21 +91,21 @@ test('failNext returns Status errors for the next n matching requests', async (t
 });
 
 test('restart keeps port and state; watches are cut; loseState resets to fixtures', async (t) => {
-  const fixture = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fixture', namespace: 'default' } };
+  const fixture = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'fixture', namespace: 'default' } };
   const api = await server(t, { fixtures: [fixture] });
   const port = api.port;
-  api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'runtime', namespace: 'default' } });
+  api.store.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'runtime', namespace: 'default' } });
   const rv = api.currentResourceVersion();
-  const w = watch(api, '/api/v1/configmaps?watch=1');
+  const w = watch(api, '/api/v1/secrets?watch=1');
   await w.status;
   await api.faults.restart();
   t.is(await w.ended, 'error');
   t.is(api.port, port);
-  const list = await call(api, 'GET', '/api/v1/namespaces/default/configmaps');
+  const list = await call(api, 'GET', '/api/v1/namespaces/default/secrets');
   t.deepEqual(list.body.items.map((i: any) => i.metadata.name), ['fixture', 'runtime']);
   t.is(list.body.metadata.resourceVersion, String(rv));
   // History survives a plain restart: a watch resumes from the old version.
-  const resumed = watch(api, `/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${rv - 1}`);
+  const resumed = watch(api, `/api/v1/namespaces/default/secrets?watch=1&resourceVersion=${rv - 1}`);
   t.teardown(() => resumed.close());
   const [ev] = await resumed.waitFor(1);
   t.is(ev!.object.metadata.name, 'runtime');
@@ -115,10 +117,10 @@ test('restart keeps port and state; watches are cut; loseState resets to fixture
   t.is((await call(api, 'GET', '/healthz')).status, 200);
 
   await api.faults.restart({ loseState: true });
-  const after = await call(api, 'GET', '/api/v1/namespaces/default/configmaps');
+  const after = await call(api, 'GET', '/api/v1/namespaces/default/secrets');
   t.deepEqual(after.body.items.map((i: any) => i.metadata.name), ['fixture']);
   t.true(Number(after.body.metadata.resourceVersion) > rv, 'versions stay monotonic across a state loss');
-  const old = watch(api, `/api/v1/configmaps?watch=1&resourceVersion=${rv}`);
+  const old = watch(api, `/api/v1/secrets?watch=1&resourceVersion=${rv}`);
   await old.ended;
   t.is(old.events[0]?.object.code, 410, 'versions from before the state loss are expired');
 });

@@ -326,3 +326,25 @@ test('pod spec is immutable except images and friends; pods/binding assigns a no
   t.is(again.status, 409);
   t.regex(again.body.message, /already assigned to node "n1"/);
 });
+
+test('namespace controllers: every namespace gets a default ServiceAccount and kube-root-ca.crt', async (t) => {
+  await call(api, 'POST', '/api/v1/namespaces', { body: { metadata: { name: 'ctrl' } } });
+  const sa = await call(api, 'GET', '/api/v1/namespaces/ctrl/serviceaccounts/default');
+  t.is(sa.status, 200);
+  const ca = await call(api, 'GET', '/api/v1/namespaces/ctrl/configmaps/kube-root-ca.crt');
+  t.is(ca.body.data['ca.crt'], api.caPem);
+  await call(api, 'DELETE', '/api/v1/namespaces/ctrl/configmaps/kube-root-ca.crt');
+  t.is((await call(api, 'GET', '/api/v1/namespaces/ctrl/configmaps/kube-root-ca.crt')).status, 200, 'put back after a deletion');
+});
+
+test('a resourceVersion newer than the server is 504 Timeout with the ResourceVersionTooLarge cause', async (t) => {
+  const ahead = api.currentResourceVersion() + 1000;
+  const list = await call(api, 'GET', `/api/v1/pods?resourceVersion=${ahead}`);
+  t.is(list.status, 504);
+  t.like(list.body, { reason: 'Timeout', code: 504 });
+  t.is(list.body.details.causes[0].reason, 'ResourceVersionTooLarge');
+  const w = watch(api, `/api/v1/pods?watch=1&resourceVersion=${ahead}`);
+  t.is(await w.ended, 'end');
+  t.is(w.events[0]?.type, 'ERROR');
+  t.is(w.events[0]?.object.code, 504);
+});

@@ -36,36 +36,36 @@ test.serial('resourceVersion is one global counter, increasing on every write', 
 test('list then watch from its version sees exactly the later events', async (t) => {
   const ns = 'lw';
   await call(api, 'POST', '/api/v1/namespaces', { body: { metadata: { name: ns } } });
-  await call(api, 'POST', `/api/v1/namespaces/${ns}/configmaps`, { body: { metadata: { name: 'one' } } });
-  const list = await call(api, 'GET', `/api/v1/namespaces/${ns}/configmaps`);
-  t.is(list.body.kind, 'ConfigMapList');
+  await call(api, 'POST', `/api/v1/namespaces/${ns}/secrets`, { body: { metadata: { name: 'one' } } });
+  const list = await call(api, 'GET', `/api/v1/namespaces/${ns}/secrets`);
+  t.is(list.body.kind, 'SecretList');
   t.deepEqual(list.body.items.map((i: any) => i.metadata.name), ['one']);
   t.is(list.body.items[0].kind, undefined, 'list items carry no kind, as kube-apiserver');
   const rv = list.body.metadata.resourceVersion;
   // Changes between the list and the watch must be replayed.
-  await call(api, 'POST', `/api/v1/namespaces/${ns}/configmaps`, { body: { metadata: { name: 'two' } } });
-  const w = watch(api, `/api/v1/namespaces/${ns}/configmaps?watch=1&resourceVersion=${rv}`);
+  await call(api, 'POST', `/api/v1/namespaces/${ns}/secrets`, { body: { metadata: { name: 'two' } } });
+  const w = watch(api, `/api/v1/namespaces/${ns}/secrets?watch=1&resourceVersion=${rv}`);
   t.teardown(() => w.close());
   t.is(await w.status, 200);
-  await call(api, 'PATCH', `/api/v1/namespaces/${ns}/configmaps/one`, { body: { data: { k: 'v' } }, contentType: 'application/merge-patch+json' });
-  await call(api, 'DELETE', `/api/v1/namespaces/${ns}/configmaps/two`);
-  await call(api, 'POST', `/api/v1/namespaces/default/configmaps`, { body: { metadata: { name: 'other-ns' } } });
+  await call(api, 'PATCH', `/api/v1/namespaces/${ns}/secrets/one`, { body: { data: { k: 'v' } }, contentType: 'application/merge-patch+json' });
+  await call(api, 'DELETE', `/api/v1/namespaces/${ns}/secrets/two`);
+  await call(api, 'POST', `/api/v1/namespaces/default/secrets`, { body: { metadata: { name: 'other-ns' } } });
   const events = await w.waitFor(3);
   await sleep(50);
   t.deepEqual(
     w.events.map((e) => `${e.type} ${e.object.metadata.name}`),
     ['ADDED two', 'MODIFIED one', 'DELETED two'],
   );
-  t.is(events[0]!.object.kind, 'ConfigMap');
+  t.is(events[0]!.object.kind, 'Secret');
   const rvs = events.map((e) => Number(e.object.metadata.resourceVersion));
   t.true(rvs.every((v, i) => v > Number(rv) && (i === 0 || v > rvs[i - 1]!)));
 });
 
 test('watch from "0" starts with ADDED for current objects', async (t) => {
   await call(api, 'POST', '/api/v1/namespaces', { body: { metadata: { name: 'w0' } } });
-  await call(api, 'POST', '/api/v1/namespaces/w0/configmaps', { body: { metadata: { name: 'a' } } });
-  await call(api, 'POST', '/api/v1/namespaces/w0/configmaps', { body: { metadata: { name: 'b' } } });
-  const w = watch(api, '/api/v1/namespaces/w0/configmaps?watch=true&resourceVersion=0');
+  await call(api, 'POST', '/api/v1/namespaces/w0/secrets', { body: { metadata: { name: 'a' } } });
+  await call(api, 'POST', '/api/v1/namespaces/w0/secrets', { body: { metadata: { name: 'b' } } });
+  const w = watch(api, '/api/v1/namespaces/w0/secrets?watch=true&resourceVersion=0');
   t.teardown(() => w.close());
   const events = await w.waitFor(2);
   t.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED a', 'ADDED b']);
@@ -218,16 +218,28 @@ test('bounded history: versions that fell out of it are 410', async (t) => {
 
 test('paging with limit/continue is consistent at the first page version', async (t) => {
   await call(api, 'POST', '/api/v1/namespaces', { body: { metadata: { name: 'paging' } } });
-  for (const n of ['a', 'b', 'c', 'd', 'e']) await call(api, 'POST', '/api/v1/namespaces/paging/configmaps', { body: { metadata: { name: n } } });
-  const first = await call(api, 'GET', '/api/v1/namespaces/paging/configmaps?limit=2');
+  for (const n of ['a', 'b', 'c', 'd', 'e']) await call(api, 'POST', '/api/v1/namespaces/paging/secrets', { body: { metadata: { name: n } } });
+  const first = await call(api, 'GET', '/api/v1/namespaces/paging/secrets?limit=2');
   t.deepEqual(first.body.items.map((i: any) => i.metadata.name), ['a', 'b']);
   t.is(first.body.metadata.remainingItemCount, 3);
-  await call(api, 'DELETE', '/api/v1/namespaces/paging/configmaps/d');
-  await call(api, 'POST', '/api/v1/namespaces/paging/configmaps', { body: { metadata: { name: 'c2' } } });
-  const second = await call(api, 'GET', `/api/v1/namespaces/paging/configmaps?limit=2&continue=${first.body.metadata.continue}`);
+  await call(api, 'DELETE', '/api/v1/namespaces/paging/secrets/d');
+  await call(api, 'POST', '/api/v1/namespaces/paging/secrets', { body: { metadata: { name: 'c2' } } });
+  const second = await call(api, 'GET', `/api/v1/namespaces/paging/secrets?limit=2&continue=${first.body.metadata.continue}`);
   t.deepEqual(second.body.items.map((i: any) => i.metadata.name), ['c', 'd']);
   t.is(second.body.metadata.resourceVersion, first.body.metadata.resourceVersion);
-  const third = await call(api, 'GET', `/api/v1/namespaces/paging/configmaps?limit=2&continue=${second.body.metadata.continue}`);
+  const third = await call(api, 'GET', `/api/v1/namespaces/paging/secrets?limit=2&continue=${second.body.metadata.continue}`);
   t.deepEqual(third.body.items.map((i: any) => i.metadata.name), ['e']);
   t.is(third.body.metadata.continue, undefined);
+});
+
+test('watch-list: sendInitialEvents streams the state, then a bookmark marking its end', async (t) => {
+  await call(api, 'POST', '/api/v1/namespaces', { body: { metadata: { name: 'wl' } } });
+  for (const n of ['x', 'y']) await call(api, 'POST', '/api/v1/namespaces/wl/secrets', { body: { metadata: { name: n } } });
+  const w = watch(api, '/api/v1/namespaces/wl/secrets?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan');
+  t.teardown(() => w.close());
+  const events = await w.waitFor(3);
+  t.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name ?? ''}`), ['ADDED x', 'ADDED y', 'BOOKMARK ']);
+  t.deepEqual(events[2]!.object.metadata.annotations, { 'k8s.io/initial-events-end': 'true' });
+  const invalid = await call(api, 'GET', '/api/v1/namespaces/wl/secrets?watch=1&sendInitialEvents=true');
+  t.is(invalid.status, 422);
 });

@@ -77,6 +77,10 @@ test('a malformed Service is skipped without disturbing the others', async (t) =
   feeds.services.upsert({ metadata: { namespace: 'default', name: 'Bad_Name!' }, spec: { clusterIP: '10.1.1.1' } });
   feeds.services.upsert({ metadata: { namespace: 'default', name: 'noip' }, spec: { clusterIP: 'garbage', ports: [{ port: 1 }] } });
   feeds.endpointSlices.upsert({ metadata: { namespace: 'default', name: 'junk' }, addressType: 'IPv4', endpoints: [{ addresses: ['not-an-ip'] }] } as never);
+  // shapes the types forbid but a broken apiserver object could carry
+  feeds.services.upsert({ metadata: { namespace: 'default', name: 'weird' }, spec: { clusterIP: '10.96.9.9', clusterIPs: ['10.96.9.9'], ports: 'nope' } } as never);
+  feeds.endpointSlices.upsert({ metadata: { namespace: 'default', name: 'web-weird', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4', endpoints: 42 } as never);
+  t.is((await ask('dual.default.svc.cluster.local')).answers[0]?.data, '10.96.0.20');
   t.is((await ask('web.default.svc.cluster.local')).answers[0]?.data, '10.96.0.10');
   t.is((await ask('noip.default.svc.cluster.local')).rcode, Rcode.NXDOMAIN);
 });

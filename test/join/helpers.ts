@@ -58,7 +58,7 @@ const JOIN_MODULE = path.resolve(__dirname, '..', '..', 'agent', 'join', 'index.
 export function runJoin(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `require(${JSON.stringify(JOIN_MODULE)}).joinCommand(process.argv.slice(1)).then((c) => { process.exitCode = c; }, (e) => { console.error(e); process.exitCode = 99; })`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ['-e', script, '--', ...args], { env: { ...process.env, KEELSON_TOKEN: '', ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['-e', script, '--', ...args], { env: { ...process.env, KEELSON_TOKEN: '', ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
       resolve({ code, stdout, stderr });
     });

@@ -67,7 +67,7 @@ test.serial('join succeeds with a correct token and CA hash: node credentials wr
     ['--server', api.url, '--token', token.full, '--discovery-token-ca-cert-hash', caHash, '--kubeconfig', w.kubeconfig, '--cert-dir', w.certDir, '--hostname-override', 'Edge-Join-1', '--retry-interval', '200ms'],
   );
   const csrName = await approving;
-  t.is(r.code, 0, r.stderr);
+  t.is(r.code, 0, r.stderr + JSON.stringify(api.store.get('CertificateSigningRequest', undefined, csrName)?.status));
   t.regex(r.stdout, /This node \(edge-join-1\) has joined/);
 
   const csr = api.store.get('CertificateSigningRequest', undefined, csrName)!;

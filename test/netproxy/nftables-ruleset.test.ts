@@ -58,7 +58,7 @@ itest('nftables ruleset: 200 mixed services check, load, resync fully and change
 
   // The kernel holds what was planned: svc-1 (UDP NodePort) has 13 endpoints behind its ClusterIP.
   const ep = grown.endpoints![12]!.addresses[0]!;
-  const got = nft(ns, ['get', 'element', 'ip', 'keelson-proxy', 'endpoints', '{ 10.96.0.2 . udp . 80 . 12 }']);
+  const got = nft(ns, ['get', 'element', 'ip', 'keelson-proxy', 'endpoints-udp', '{ 10.96.0.2 . udp . 80 . 12 }']);
   t.true(got.includes(`${ep} . 8080`), got);
   const listed = nft(ns, ['list', 'table', 'ip', 'keelson-proxy']);
   // The listing itself loads back (nothing in the table that nft cannot parse again).

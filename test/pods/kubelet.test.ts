@@ -210,6 +210,24 @@ test('a changed pod (new UID, same name) replaces the old one only after it stop
   t.true(stopAt >= 0 && createAt > stopAt);
 });
 
+test('a pod removed and added back (same UID) runs again once its removal finished', async (t) => {
+  const env = await setup();
+  t.teardown(() => env.kubelet.stop());
+  const pod = makePod('web');
+  env.source.set([pod]);
+  await env.tick();
+  const first = running(env.runtime)[0].id;
+  env.source.set([]);
+  env.source.set([pod]);
+  await env.tick();
+  await env.tick();
+  const now = running(env.runtime);
+  t.is(now.length, 1);
+  t.not(now[0].id, first);
+  t.is(env.kubelet.pods().length, 1);
+  t.is(env.kubelet.pods()[0].phase, 'Running');
+});
+
 test('a new keelson adopts running containers: nothing restarted, restart count kept', async (t) => {
   const clock = createFakeClock();
   const runtime = createFakeRuntime(clock, { images: [IMAGE] });
@@ -286,6 +304,19 @@ test('image pull policy: IfNotPresent pulls a missing image, Never reports ErrIm
   t.false(env.runtime.calls.includes('pullImage absent:1'));
   t.is(env.kubelet.pods().find((p) => p.name === 'pull-node1')?.phase, 'Running');
   t.is(env.kubelet.pods().find((p) => p.name === 'fail-node1')?.phase, 'Pending');
+});
+
+test('a failing sandbox creation leaves the pod Pending with the reason, and is retried', async (t) => {
+  const env = await setup();
+  t.teardown(() => env.kubelet.stop());
+  env.runtime.failNext('runPodSandbox', 'failed to setup network for sandbox: cni plugin not initialized');
+  env.source.set([makePod('web')]);
+  await env.tick(0);
+  const pending = env.kubelet.pods()[0];
+  t.is(pending.phase, 'Pending');
+  t.regex(pending.containers[0].message ?? '', /cni plugin not initialized/);
+  await env.tick(1000);
+  t.is(env.kubelet.pods()[0].phase, 'Running');
 });
 
 test('stop() leaves containers running', async (t) => {

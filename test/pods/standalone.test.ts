@@ -12,11 +12,15 @@ import { createStaticPodsComponent, type KubeletComponent, type KubeletConfig } 
 import type { PodStatusSnapshot } from '../../agent/pods';
 import { startContainerd, type ContainerdNode } from '../harness/containerd';
 import { BUSYBOX_IMAGE } from '../harness/images';
+import { execIn } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
 
 const itest = integrationTest({ root: true, commands: ['containerd', 'runc', 'nsenter', 'ip'] });
 
 const NODE = 'edge1';
+const NODE_IP = '192.0.2.10';
+/** host-local's gateway on the node's CNI bridge: a local address inside the node namespace. */
+const BRIDGE_IP = '10.88.7.1';
 let node: ContainerdNode | undefined;
 let manifests = '';
 let config: KubeletConfig;
@@ -31,12 +35,23 @@ function newKubelet(): KubeletComponent {
   return createStaticPodsComponent({ cri, config, logger });
 }
 
-function pod(name: string, opts: { command: string; restartPolicy?: string; grace?: number; env?: Record<string, string>; workingDir?: string }): string {
+interface PodOptions {
+  command: string;
+  restartPolicy?: string;
+  grace?: number;
+  env?: Record<string, string>;
+  workingDir?: string;
+  hostNetwork?: boolean;
+  ports?: { containerPort: number; hostPort?: number }[];
+}
+
+function pod(name: string, opts: PodOptions): string {
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name },
     spec: {
+      ...(opts.hostNetwork ? { hostNetwork: true } : {}),
       ...(opts.restartPolicy ? { restartPolicy: opts.restartPolicy } : {}),
       ...(opts.grace !== undefined ? { terminationGracePeriodSeconds: opts.grace } : {}),
       containers: [{
@@ -44,6 +59,7 @@ function pod(name: string, opts: { command: string; restartPolicy?: string; grac
         image: BUSYBOX_IMAGE,
         command: ['sh', '-c', opts.command],
         ...(opts.workingDir ? { workingDir: opts.workingDir } : {}),
+        ...(opts.ports ? { ports: opts.ports } : {}),
         env: Object.entries(opts.env ?? {}).map(([k, v]) => ({ name: k, value: v })),
       }],
     },
@@ -87,6 +103,7 @@ itest.before(async () => {
     podLogsDir: node.podLogDir,
     rootDir: path.join(node.dir, 'keelson'),
     nodeName: NODE,
+    nodeIP: NODE_IP,
     backoff: { initialMs: 1000, maxMs: 4000 },
     fileCheckFrequencyMs: 2000,
   };
@@ -100,9 +117,13 @@ itest.afterEach.always((t) => {
 
 itest.after.always(async () => {
   if (process.env.KT_DEBUG) for (const l of logLines) if ((l.level as number) >= 40) console.log(JSON.stringify(l));
-  await kubelet?.stop();
+  const debug = (msg: string) => process.env.KT_DEBUG && console.log(`${new Date().toISOString()} ${msg}`);
+  debug('stopping kubelet');
+  await Promise.race([kubelet?.stop(), new Promise((r) => setTimeout(r, 10_000).unref())]);
   for (const c of clients) c.close();
+  debug('stopping containerd');
   await node?.stop();
+  debug('stopped');
   if (manifests) await rm(manifests, { recursive: true, force: true });
 });
 
@@ -207,6 +228,30 @@ itest.serial('a bad manifest beside a good one: the good pod runs, the error nam
   t.like(kubelet!.health(), { healthy: true });
   t.deepEqual((kubelet!.health().details!.manifestProblems as unknown[]).length, 1);
   await unlink(path.join(manifests, 'broken.json'));
+});
+
+itest.serial('hostPort mapping reaches the pod; a hostNetwork pod shares the node network', async (t) => {
+  await put('web.json', pod('web', { command: 'mkdir -p /tmp/www && echo port-mapped > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www', ports: [{ containerPort: 8080, hostPort: 18080 }] }));
+  await put('hostnet.json', pod('hostnet', { command: 'ls /sys/class/net; sleep 3600', hostNetwork: true }));
+  await waitFor('web running', () => podNamed('web')?.phase === 'Running');
+  const body = await waitFor('http through the host port', async () => {
+    try {
+      return (await execIn(node!.netns, 'wget', ['-qO-', '-T', '2', `http://${BRIDGE_IP}:18080/index.html`])).stdout;
+    } catch {
+      return undefined;
+    }
+  }, 15_000);
+  t.is(body.trim(), 'port-mapped');
+  const hostnet = await waitFor('hostnet running', () => podNamed('hostnet')?.phase === 'Running' && podNamed('hostnet'));
+  t.is(hostnet.podIP, NODE_IP);
+  const log = await waitFor('hostnet log', async () => {
+    const text = await readFile(path.join(node!.podLogDir, `default_hostnet-${NODE}_${hostnet.uid}`, 'app', '0.log'), 'utf8').catch(() => '');
+    return text.includes('stdout F lo') && text;
+  });
+  // the node namespace's CNI bridge is visible: the pod is not in a namespace of its own
+  t.regex(log, /stdout F cni0$/m);
+  await unlink(path.join(manifests, 'web.json'));
+  await unlink(path.join(manifests, 'hostnet.json'));
 });
 
 itest.serial('keelson stop + a new instance: running containers adopted, not restarted', async (t) => {

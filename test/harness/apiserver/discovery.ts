@@ -25,6 +25,7 @@ function verbsOf(def: ResourceDef): string[] {
 
 function subVerbs(sub: string): string[] {
   if (sub === 'eviction' || sub === 'token' || sub === 'binding') return ['create'];
+  if (sub === 'log') return ['get'];
   return ['get', 'patch', 'update'];
 }
 

@@ -31,8 +31,11 @@
  *   nothing removes it when the grace period runs out: the kubelet deletes it with
  *   gracePeriodSeconds=0. Unbound and terminal pods are removed at once.
  * - Namespaces default, kube-system, kube-public and kube-node-lease exist, plus the `kubernetes`
- *   Service (10.96.0.1) and its EndpointSlice, and kube-public/cluster-info. Creating in a missing
- *   namespace is 404. Deleting a namespace removes it and its content at once.
+ *   Service (10.96.0.1) and its EndpointSlice, and kube-public/cluster-info. Every namespace gets a
+ *   `default` ServiceAccount and a `kube-root-ca.crt` ConfigMap right after it is created (as the
+ *   controllers do; `namespaceControllers: false` turns that off). Creating in a missing namespace
+ *   is 404 over HTTP; `store.create()` creates the namespace. Deleting a namespace removes it and
+ *   its content at once. See README.md for what is and is not modelled.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -49,8 +52,10 @@ import type { UserInfo } from './authn';
 import { defaultPolicy } from './authz';
 import type { PolicyRule } from './authz';
 import { createBootstrapSigner } from './bootstrap';
+import { createNamespaceControllers } from './controllers';
 import { createCsrSigner } from './csr';
 import { createFaults } from './faults';
+import { createKubeletProxy } from './kubelet-proxy';
 import type { FailOptions, RequestRecord } from './faults';
 import { renderKubeconfig } from './kubeconfig';
 import { createRegistry } from './registry';
@@ -90,6 +95,8 @@ export interface TestApiserverOptions {
   csrDurationSeconds?: number;
   /** Create the built-in namespaces, `kubernetes` Service and cluster-info (default true). */
   builtins?: boolean;
+  /** Run the namespace controllers: `default` ServiceAccount and `kube-root-ca.crt` in every namespace (default true). */
+  namespaceControllers?: boolean;
   logger?: Logger;
 }
 
@@ -187,6 +194,9 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const address = () => `https://${urlHost}:${port}`;
 
+  let kubeletClientCert: Promise<IssuedCert> | undefined;
+  const kubeletProxy = createKubeletProxy(registry, () => (kubeletClientCert ??= pki.issueClientCert('kube-apiserver-kubelet-client', ['system:masters'])));
+
   const handler = createRequestHandler({
     registry,
     hub,
@@ -196,6 +206,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
     address,
     review: reviews.review,
     tokenRequest: reviews.tokenRequest,
+    podLog: kubeletProxy.podLog,
     maxLog: 200000,
   });
 
@@ -234,6 +245,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
   await listen();
 
   const bootstrap = createBootstrapSigner(registry, address, pki.caPem);
+  const namespaceControllers = options.namespaceControllers === false ? undefined : createNamespaceControllers(registry, pki.caPem);
   const signer = createCsrSigner(registry, {
     sign: (pem, o) => pki.signCsr(pem, { seconds: o.seconds, usages: o.usages, copySans: o.copySans }),
     durationSeconds: options.csrDurationSeconds ?? 365 * 86400,
@@ -284,6 +296,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
   try {
     seed();
   } catch (err) {
+    namespaceControllers?.stop();
     bootstrap.stop();
     signer.stop();
     server.close();
@@ -402,6 +415,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
     async stop() {
       if (stopped) return;
       stopped = true;
+      namespaceControllers?.stop();
       bootstrap.stop();
       signer.stop();
       await closeListener();

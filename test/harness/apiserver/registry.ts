@@ -71,10 +71,6 @@ function withTypeMeta(def: ResourceDef, obj: Obj): Obj {
   return { kind: def.kind, apiVersion: apiVersionOf(def), ...rest };
 }
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
 /** Stable JSON for comparing objects regardless of key order. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
@@ -229,7 +225,7 @@ export function createRegistry(store: Store): Registry {
       if (options.resourceVersion && options.resourceVersion !== '0') {
         const wanted = Number(options.resourceVersion);
         if (!Number.isInteger(wanted) || wanted < 0) throw errors.badRequest(`invalid resource version: ${options.resourceVersion}`);
-        if (wanted > store.currentRv()) throw errors.timeout(`Too large resource version: ${wanted}, current: ${store.currentRv()}`);
+        if (wanted > store.currentRv()) throw errors.tooLargeResourceVersion(wanted, store.currentRv());
       }
       items = store.list(resourceId(def), prefix);
     }
@@ -386,7 +382,6 @@ export function createRegistry(store: Store): Registry {
     next.metadata.deletionTimestamp = nowTimestamp(Date.now() + grace * 1000);
     next.metadata.deletionGracePeriodSeconds = grace;
     if (def.kind === 'Namespace') next.status = { ...(next.status ?? {}), phase: 'Terminating' };
-    if (grace === 0 && finalizers.length === 0) return { object: withTypeMeta(def, remove(def, key)), removed: true };
     return { object: withTypeMeta(def, store.put(resourceId(def), key, next)), removed: false };
   }
 
@@ -428,4 +423,3 @@ export function createRegistry(store: Store): Registry {
   };
 }
 
-export { sameJson };

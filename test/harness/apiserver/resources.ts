@@ -9,7 +9,7 @@ export interface ResourceDef {
   singular: string;
   kind: string;
   namespaced: boolean;
-  /** Subresources served: status, approval, eviction, binding, token. */
+  /** Subresources served: status, approval, eviction, binding, log, token. */
   subresources: string[];
   shortNames?: string[];
   /** Stored kinds list/watch; virtual ones (reviews) only answer a create. */
@@ -29,7 +29,7 @@ const EVENT_FIELDS = [
 export const RESOURCES: readonly ResourceDef[] = [
   { group: '', version: 'v1', plural: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, subresources: ['status'], shortNames: ['ns'], fields: ['status.phase'] },
   { group: '', version: 'v1', plural: 'nodes', singular: 'node', kind: 'Node', namespaced: false, subresources: ['status'], shortNames: ['no'], fields: ['spec.unschedulable'] },
-  { group: '', version: 'v1', plural: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, subresources: ['status', 'eviction', 'binding'], shortNames: ['po'], fields: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.nominatedNodeName'] },
+  { group: '', version: 'v1', plural: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, subresources: ['status', 'eviction', 'binding', 'log'], shortNames: ['po'], fields: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.nominatedNodeName'] },
   { group: '', version: 'v1', plural: 'services', singular: 'service', kind: 'Service', namespaced: true, subresources: ['status'], shortNames: ['svc'], fields: ['spec.clusterIP', 'spec.type'] },
   { group: '', version: 'v1', plural: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, subresources: [], shortNames: ['cm'] },
   { group: '', version: 'v1', plural: 'secrets', singular: 'secret', kind: 'Secret', namespaced: true, subresources: [], fields: ['type'] },

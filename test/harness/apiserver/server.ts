@@ -30,6 +30,8 @@ export interface ServerContext {
   /** Virtual create-only kinds (reviews) and create-only subresources (eviction, token). */
   review(def: ResourceDef, body: Obj, user: UserInfo): Obj;
   tokenRequest(namespace: string, name: string, body: Obj): Obj;
+  /** pods/log, forwarded to the pod's kubelet. */
+  podLog(namespace: string, name: string, query: URLSearchParams, res: ServerResponse): Promise<void>;
   maxLog: number;
 }
 
@@ -176,6 +178,10 @@ export function createRequestHandler(ctx: ServerContext) {
             hub.serve(def, namespace, match, watchOptions(query), res, user.username);
             return;
           }
+          if (subresource === 'log') {
+            await ctx.podLog(namespace!, name, query, res);
+            return;
+          }
           const obj = registry.get(def, namespace, name);
           send(res, 200, wantsTable(accept) ? tableFor(def, [obj], query.get('includeObject'), obj.metadata?.resourceVersion) : obj);
           return;
@@ -272,6 +278,11 @@ export function createRequestHandler(ctx: ServerContext) {
 
   function watchOptions(query: URLSearchParams) {
     const bool = (name: string) => ['1', 'true'].includes(query.get(name) ?? '');
+    if (bool('sendInitialEvents') && (!bool('allowWatchBookmarks') || query.get('resourceVersionMatch') !== 'NotOlderThan')) {
+      throw errors.invalid('ListOptions', 'meta.k8s.io', '', [
+        { field: 'sendInitialEvents', message: 'Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan and allowWatchBookmarks', reason: 'FieldValueForbidden' },
+      ]);
+    }
     return {
       resourceVersion: query.get('resourceVersion') ?? undefined,
       allowWatchBookmarks: bool('allowWatchBookmarks'),

@@ -103,6 +103,12 @@ export const errors = {
   tooManyRequests: (retryAfterSeconds = 1) =>
     new ApiError(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds }),
   timeout: (message: string) => new ApiError(504, 'Timeout', message),
+  /** A version newer than the server's (client-go recognises it by the cause). */
+  tooLargeResourceVersion: (wanted: number, current: number) =>
+    new ApiError(504, 'Timeout', `Timeout: Too large resource version: ${wanted}, current: ${current}`, {
+      causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+      retryAfterSeconds: 1,
+    }),
 };
 
 /** A Status body for a code chosen by fault injection. */

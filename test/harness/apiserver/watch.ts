@@ -147,20 +147,24 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
     };
 
     if (rvParam === '' || rvParam === '0' || opts.sendInitialEvents) {
-      const from = rvParam === '' || rvParam === '0' ? store.currentRv() : Number(rvParam);
-      const snapshot = rvParam === '' || rvParam === '0' ? store.list(resource) : safeListAt(resource, from);
-      if (snapshot === undefined) {
-        expired(w, rvParam);
+      // Initial state at the newest version (for sendInitialEvents with a version: NotOlderThan).
+      if (opts.sendInitialEvents && rvParam !== '' && Number(rvParam) > store.currentRv()) {
+        event(w, 'ERROR', errors.tooLargeResourceVersion(Number(rvParam), store.currentRv()).toStatus());
+        res.end();
         return;
       }
-      for (const obj of snapshot) if (inScope(obj) && match(obj)) event(w, 'ADDED', withType(def, obj));
-      for (const ev of store.eventsSince(resource, from) ?? []) deliver(ev);
+      for (const obj of store.list(resource)) if (inScope(obj) && match(obj)) event(w, 'ADDED', withType(def, obj));
       if (opts.sendInitialEvents && w.bookmarks) bookmark(w, { [INITIAL_EVENTS_END]: 'true' });
     } else {
       const since = Number(rvParam);
       if (!Number.isInteger(since) || since < 0) {
         const status = errors.badRequest(`invalid resource version: ${rvParam}`).toStatus();
         event(w, 'ERROR', status);
+        res.end();
+        return;
+      }
+      if (since > store.currentRv()) {
+        event(w, 'ERROR', errors.tooLargeResourceVersion(since, store.currentRv()).toStatus());
         res.end();
         return;
       }
@@ -189,14 +193,6 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
           else close(w, 'end');
         }, opts.timeoutSeconds * 1000),
       );
-    }
-  }
-
-  function safeListAt(resource: string, rv: number): Obj[] | undefined {
-    try {
-      return store.listAt(resource, rv);
-    } catch {
-      return undefined;
     }
   }
 

