@@ -13,6 +13,7 @@ const USAGE = `Usage: keelson <command> [flags]
 Commands:
   run       run the node agent (kubelet, proxy, dns) in the foreground
   status    show what the running agent is doing (reads --root-dir)
+  cleanup   remove every rule, chain, table and set the service proxy created (--mode, default all)
   version   print the version
 
 Flags for run:
@@ -31,6 +32,9 @@ Flags for run:
 
 Flags for status:
   --root-dir DIR   --json
+
+Flags for cleanup:
+  --mode nftables|iptables|ipvs|all   (default all)
 `;
 
 const OPTIONS = {
@@ -46,6 +50,7 @@ const OPTIONS = {
   'pod-logs-dir': { type: 'string' },
   'log-level': { type: 'string' },
   json: { type: 'boolean' },
+  mode: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -77,6 +82,18 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'status':
       return statusCommand(rootDir, Boolean(values.json));
+    case 'cleanup': {
+      const mode = (values.mode as string | undefined) ?? 'all';
+      if (!['nftables', 'iptables', 'ipvs', 'all'].includes(mode)) return fail(`invalid --mode ${JSON.stringify(mode)}: expected nftables, iptables, ipvs or all`);
+      const { cleanup } = await import('../netproxy/index.js');
+      const logger = createLogger({ level: ((values['log-level'] as string | undefined) ?? 'info') as LogLevel }).child({ component: 'proxy' });
+      try {
+        await cleanup(mode as 'all', { logger });
+        return 0;
+      } catch (err) {
+        return fail(`cleanup failed: ${errorMessage(err)}`, 1);
+      }
+    }
     case 'run': {
       const level = (values['log-level'] as string | undefined) ?? 'info';
       if (!(LOG_LEVELS as readonly string[]).includes(level)) return fail(`invalid --log-level ${JSON.stringify(level)}: expected ${LOG_LEVELS.join('|')}`);

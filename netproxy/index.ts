@@ -14,7 +14,7 @@ import { createProxyMetrics } from './metrics';
 import { chooseMode } from './mode';
 import { createNftablesBackend, cleanupNftables } from './nftables/backend';
 import { createIptablesBackend, cleanupIptables } from './iptables/backend';
-import { createIpvsBackend } from './ipvs/backend';
+import { createIpvsBackend, cleanupIpvs } from './ipvs/backend';
 import { ProxyError, ProxyErrorCodes } from './errors';
 import { realClock, createSyncRunner, type Clock } from './syncrunner';
 
@@ -247,7 +247,7 @@ export async function cleanup(mode: ProxyMode | 'all', options: { exec?: Command
     try {
       if (m === 'nftables') await cleanupNftables(exec);
       else if (m === 'iptables') await cleanupIptables(exec, options.logger);
-      else continue; // this build never creates iptables or ipvs objects
+      else if (m === 'ipvs') await cleanupIpvs(exec);
       options.logger.info({ mode: m }, 'proxy rules removed');
     } catch (err) {
       options.logger.warn({ mode: m, err }, 'proxy cleanup incomplete');

@@ -141,7 +141,8 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
 
   /** Sandboxes and containers keelson made for pods no source wants any more (e.g. removed while keelson was down). */
   function cleanupOrphans(runtimePods: { uid: string; name: string; namespace: string }[]) {
-    if (!sourcesReady) return;
+    // never after stop(), nor before every source delivered a complete set: every pod would look unwanted
+    if (!started || !sourcesReady || !deps.sources.every((src) => sourcePods.has(src.name))) return;
     for (const p of runtimePods) {
       if (workers.has(p.uid) || pendingStarts.has(p.uid)) continue;
       const pod: Pod = { metadata: { uid: p.uid, name: p.name, namespace: p.namespace }, spec: { containers: [] } };
@@ -197,6 +198,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     },
     async stop() {
       started = false;
+      sourcesReady = false;
       for (const source of deps.sources) source.stop();
       pleg.stop();
       for (const worker of workers.values()) worker.stop();

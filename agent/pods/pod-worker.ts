@@ -83,6 +83,7 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
   let running: Promise<void> | undefined;
   let timer: ClockTimer | undefined;
   let errorRetryMs = 0;
+  let startRetryMs = 0;
   let lastError = '';
   const reportedWaits = new Set<string>();
   const reportedStartErrors = new Map<string, string>();
@@ -205,9 +206,11 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     reader.forget(gc);
     reportStatus(after, actions, errors);
     if (errors.size > 0) {
-      errorRetryMs = Math.min(Math.max(errorRetryMs * 2, 1000), MAX_ERROR_RETRY_MS);
-      schedule(errorRetryMs);
+      // containers that cannot start are retried at a slowing pace (image pulls also back off on their own)
+      startRetryMs = Math.min(Math.max(startRetryMs * 2, 1000), MAX_ERROR_RETRY_MS);
+      schedule(Math.min(startRetryMs, actions.retryAfterMs ?? Infinity));
     } else {
+      startRetryMs = 0;
       schedule(Math.min(actions.retryAfterMs ?? resyncMs, resyncMs));
     }
   }

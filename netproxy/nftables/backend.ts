@@ -9,17 +9,22 @@ import { run } from '../exec';
 import { FAMILIES, PROTOS, TABLE, endpointMap, renderBase, renderFragment, splitName, type NftChain, type NftFragment, type RenderContext } from './render';
 
 /**
- * One map or set element and the Services that want it: several Services may claim the same
- * element (a shared endpoint's hairpin entry, two Services on one external IP and port); the first
- * claimant's value is the one in the kernel. Indexed by `family map\0key`.
+ * The Services that want one map or set element: several may claim the same element (a shared
+ * endpoint's hairpin entry, two Services on one external IP and port); the first claim's value is
+ * the one in the kernel. A claim is `owner\0value`; one claim is stored bare, several as a list.
  */
-type Claims = [owner: string, value: string][];
+type Claims = string | string[];
 
 interface Applied {
-  fragments: Map<string, NftFragment>;
-  elements: Map<string, Claims>;
+  /** The port states each Service was rendered from (shared with the desired state, not copies). */
+  ports: Map<string, ServicePortState[]>;
+  /** `family map` → element key → claims. */
+  elements: Map<string, Map<string, Claims>>;
   /** shared chain → rules and reference count. */
   shared: Map<string, { rules: string[]; refs: number }>;
+  /** Chains and dynamic maps of single Services (affinity). */
+  ownChains: Set<string>;
+  ownMaps: Set<string>;
   /** Rules plus elements, kept up to date as elements come and go. */
   count: number;
 }
@@ -36,10 +41,41 @@ export interface NftTransaction {
   count: number;
 }
 
-const elementId = (map: string, key: string) => `${map}\0${key}`;
-
 function emptyApplied(): Applied {
-  return { fragments: new Map(), elements: new Map(), shared: new Map(), count: 0 };
+  return { ports: new Map(), elements: new Map(), shared: new Map(), ownChains: new Set(), ownMaps: new Set(), count: 0 };
+}
+
+const claimValue = (c: string) => c.slice(c.indexOf('\0') + 1);
+const effective = (claims: Claims | undefined): string | undefined =>
+  claims === undefined ? undefined : claimValue(typeof claims === 'string' ? claims : claims[0]!);
+
+/** Adds a claim; returns true when the element is new. */
+function claim(index: Map<string, Claims>, key: string, owner: string, value: string): boolean {
+  const c = `${owner}\0${value}`;
+  const had = index.get(key);
+  if (had === undefined) index.set(key, c);
+  else if (typeof had === 'string') index.set(key, [had, c]);
+  else had.push(c);
+  return had === undefined;
+}
+
+function unclaim(index: Map<string, Claims>, key: string, owner: string): void {
+  const had = index.get(key);
+  if (had === undefined) return;
+  const mine = (c: string) => c.startsWith(`${owner}\0`);
+  if (typeof had === 'string') {
+    if (mine(had)) index.delete(key);
+    return;
+  }
+  const i = had.findIndex(mine);
+  if (i >= 0) had.splice(i, 1);
+  if (had.length === 1) index.set(key, had[0]!);
+}
+
+function mapIndex(a: Applied, map: string): Map<string, Claims> {
+  let m = a.elements.get(map);
+  if (!m) a.elements.set(map, (m = new Map()));
+  return m;
 }
 
 /** Writes element statements grouped by map, `BATCH` elements per statement. */
@@ -85,13 +121,9 @@ export function createNftPlanner(ctx: RenderContext) {
     const dynamicMaps: { name: string; decl: string }[] = [];
     for (const [key, ports] of request.state.services) {
       const frag = renderFragment(ports, ctx);
-      next.fragments.set(key, frag);
+      next.ports.set(key, ports);
       for (const e of frag.elements) {
-        const id = elementId(e.map, e.key);
-        const claims = next.elements.get(id);
-        if (claims) claims.push([key, e.value]);
-        else {
-          next.elements.set(id, [[key, e.value]]);
+        if (claim(mapIndex(next, e.map), e.key, key, e.value)) {
           push(adds, e.map, item(e.key, e.value));
           next.count++;
         }
@@ -107,9 +139,13 @@ export function createNftPlanner(ctx: RenderContext) {
       }
       for (const c of frag.chains) {
         chains.push([c.name, c.rules]);
+        next.ownChains.add(c.name);
         next.count += c.rules.length;
       }
-      dynamicMaps.push(...frag.dynamicMaps);
+      for (const m of frag.dynamicMaps) {
+        dynamicMaps.push(m);
+        next.ownMaps.add(m.name);
+      }
     }
     for (const f of FAMILIES) {
       const base = renderBase(f, ctx);
@@ -121,22 +157,16 @@ export function createNftPlanner(ctx: RenderContext) {
       for (const m of STATIC_SETS) text.push(`flush set ${f} ${TABLE} ${m}`);
       text.push(base.slice(split + 1).trimEnd());
     }
-    const wantedChains = new Set(chains.map(([n]) => n));
-    const wantedMaps = new Set(dynamicMaps.map((m) => m.name));
     for (const m of dynamicMaps) text.push(`add map ${t(m.name)} { ${m.decl} }`);
     for (const m of dynamicMaps) text.push(`flush map ${t(m.name)}`);
     for (const [name, rules] of chains) chainText(name, rules, text);
     elementStatements('add', adds, text);
     if (!first) {
-      // What the previous state had and this one does not: its elements went with the flushes.
-      const stale = new Set<string>();
-      for (const name of applied.shared.keys()) if (!wantedChains.has(name)) stale.add(name);
-      for (const frag of applied.fragments.values()) for (const c of frag.chains) if (!wantedChains.has(c.name)) stale.add(c.name);
+      // What the previous state had and this one does not (its elements went with the flushes).
+      const stale = [...applied.shared.keys(), ...applied.ownChains].filter((n) => !next.shared.has(n) && !next.ownChains.has(n));
       for (const name of stale) text.push(`flush chain ${t(name)}`);
       for (const name of stale) text.push(`delete chain ${t(name)}`);
-      const staleMaps = new Set<string>();
-      for (const frag of applied.fragments.values()) for (const m of frag.dynamicMaps) if (!wantedMaps.has(m.name)) staleMaps.add(m.name);
-      for (const name of staleMaps) text.push(`delete map ${t(name)}`);
+      for (const name of applied.ownMaps) if (!next.ownMaps.has(name)) text.push(`delete map ${t(name)}`);
     }
     return { text: text.join('\n') + '\n', next };
   }
@@ -149,37 +179,30 @@ export function createNftPlanner(ctx: RenderContext) {
     const flushMaps: string[] = [];
     const removedMaps: string[] = [];
     // Effective value of every touched element before this plan, captured on first touch.
-    const before = new Map<string, { map: string; key: string; value: string | undefined }>();
+    const before = new Map<string, Map<string, string | undefined>>();
     const touch = (map: string, key: string) => {
-      const id = elementId(map, key);
-      if (!before.has(id)) before.set(id, { map, key, value: a.elements.get(id)?.[0]?.[1] });
-      return id;
+      let m = before.get(map);
+      if (!m) before.set(map, (m = new Map()));
+      if (!m.has(key)) m.set(key, effective(a.elements.get(map)?.get(key)));
     };
     for (const key of request.changed) {
-      const oldFrag = a.fragments.get(key);
+      const oldPorts = a.ports.get(key);
       const ports: ServicePortState[] | undefined = request.state.services.get(key);
+      const oldFrag = oldPorts ? renderFragment(oldPorts, ctx) : undefined;
       const newFrag = ports ? renderFragment(ports, ctx) : undefined;
       for (const e of oldFrag?.elements ?? []) {
-        const id = touch(e.map, e.key);
-        const claims = a.elements.get(id);
-        if (!claims) continue;
-        const i = claims.findIndex(([o]) => o === key);
-        if (i >= 0) claims.splice(i, 1);
-        if (claims.length === 0) a.elements.delete(id);
+        touch(e.map, e.key);
+        unclaim(mapIndex(a, e.map), e.key, key);
       }
       for (const e of newFrag?.elements ?? []) {
-        const id = touch(e.map, e.key);
-        const claims = a.elements.get(id);
-        if (claims) claims.push([key, e.value]);
-        else a.elements.set(id, [[key, e.value]]);
+        touch(e.map, e.key);
+        claim(mapIndex(a, e.map), e.key, key, e.value);
       }
       for (const c of oldFrag?.sharedChains ?? []) a.shared.get(c.name)!.refs--;
       for (const c of newFrag?.sharedChains ?? []) {
         const s = a.shared.get(c.name);
-        if (s) {
-          if (s.refs <= 0) newChains.set(c.name, c.rules); // dropped earlier in this plan, wanted again
-          s.refs++;
-        } else {
+        if (s) s.refs++;
+        else {
           a.shared.set(c.name, { rules: c.rules, refs: 1 });
           newChains.set(c.name, c.rules);
           a.count += c.rules.length;
@@ -190,21 +213,27 @@ export function createNftPlanner(ctx: RenderContext) {
         const was = oldChains.get(c.name);
         if (!was || was.join('\n') !== c.rules.join('\n')) newChains.set(c.name, c.rules);
         a.count += c.rules.length - (was?.length ?? 0);
+        a.ownChains.add(c.name);
         oldChains.delete(c.name);
       }
       for (const [name, rules] of oldChains) {
         removedChains.add(name);
+        a.ownChains.delete(name);
         a.count -= rules.length;
       }
       const oldMaps = new Set((oldFrag?.dynamicMaps ?? []).map((m) => m.name));
       for (const m of newFrag?.dynamicMaps ?? []) {
         if (!oldMaps.has(m.name)) newMaps.push(m);
         else if (endpointRemoved(oldFrag!, newFrag!)) flushMaps.push(m.name);
+        a.ownMaps.add(m.name);
         oldMaps.delete(m.name);
       }
-      removedMaps.push(...oldMaps);
-      if (newFrag) a.fragments.set(key, newFrag);
-      else a.fragments.delete(key);
+      for (const m of oldMaps) {
+        removedMaps.push(m);
+        a.ownMaps.delete(m);
+      }
+      if (ports) a.ports.set(key, ports);
+      else a.ports.delete(key);
     }
     for (const [name, s] of a.shared) {
       if (s.refs > 0) continue;
@@ -215,12 +244,15 @@ export function createNftPlanner(ctx: RenderContext) {
     }
     const adds = new Map<string, string[]>();
     const dels = new Map<string, string[]>();
-    for (const [id, b] of before) {
-      const after = a.elements.get(id)?.[0]?.[1];
-      if (b.value === after) continue;
-      if (b.value !== undefined) push(dels, b.map, b.key);
-      if (after !== undefined) push(adds, b.map, item(b.key, after));
-      a.count += (after !== undefined ? 1 : 0) - (b.value !== undefined ? 1 : 0);
+    for (const [map, keys] of before) {
+      const index = a.elements.get(map);
+      for (const [key, was] of keys) {
+        const now = effective(index?.get(key));
+        if (was === now) continue;
+        if (was !== undefined) push(dels, map, key);
+        if (now !== undefined) push(adds, map, item(key, now));
+        a.count += (now !== undefined ? 1 : 0) - (was !== undefined ? 1 : 0);
+      }
     }
     const text: string[] = [];
     for (const m of newMaps) text.push(`add map ${t(m.name)} { ${m.decl} }`);
@@ -242,7 +274,6 @@ export function createNftPlanner(ctx: RenderContext) {
     if (full) ({ text, next } = planFull(request));
     else text = planIncremental(request);
     uncommitted = true;
-    const wasFirst = first;
     return {
       transaction: { text, count: next.count },
       commit: () => {
@@ -253,7 +284,6 @@ export function createNftPlanner(ctx: RenderContext) {
       reset: () => {
         first = true;
         uncommitted = false;
-        if (wasFirst) applied = emptyApplied();
       },
     };
   }
@@ -275,7 +305,8 @@ export function createNftablesBackend(ctx: BackendContext): ProxyBackend & { las
     mode: 'nftables',
     async sync(request) {
       const { transaction, commit, reset } = planner.plan(request);
-      last = transaction.text;
+      // Kept for debugging, but not megabytes of a full sync at scale.
+      last = transaction.text.length <= 1 << 20 ? transaction.text : `${transaction.text.slice(0, 1 << 20)}\n# … truncated\n`;
       if (transaction.text === '') {
         commit();
         return { rules: transaction.count };

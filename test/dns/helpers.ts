@@ -83,12 +83,11 @@ export function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
 }
 const digSlots = limiter(4);
 
-/** Runs dig and parses its answer into the same shape as observe(). */
-export async function dig(server: string, port: number, name: string, type: string, tcp: boolean): Promise<Observed> {
-  const out = await digSlots(() => run('dig', [`@${server}`, '-p', String(port), '+tries=1', '+time=3', '+nocookie', '+noall', '+comments', '+answer', '+authority', '+additional', ...(tcp ? ['+tcp'] : []), name, type]));
-  const res: Observed = { rcode: '', aa: false, tc: false, answer: [], authority: [], additional: [] };
-  let section: 'answer' | 'authority' | 'additional' | undefined;
-  for (const line of out.split('\n')) {
+/** Parses dig's text for one response (from `;; Got answer:` to the next) into the observe() shape. */
+function parseDigResponse(text: string): Observed & { question: string } {
+  const res: Observed & { question: string } = { question: '', rcode: '', aa: false, tc: false, answer: [], authority: [], additional: [] };
+  let section: 'question' | 'answer' | 'authority' | 'additional' | undefined;
+  for (const line of text.split('\n')) {
     const status = /status: (\w+)/.exec(line);
     if (status) res.rcode = status[1]!;
     const flags = /;; flags: ([^;]*);/.exec(line);
@@ -97,13 +96,17 @@ export async function dig(server: string, port: number, name: string, type: stri
       res.aa = f.includes('aa');
       res.tc = f.includes('tc');
     }
-    if (line.startsWith(';; ANSWER SECTION')) section = 'answer';
+    if (line.startsWith(';; QUESTION SECTION')) section = 'question';
+    else if (line.startsWith(';; ANSWER SECTION')) section = 'answer';
     else if (line.startsWith(';; AUTHORITY SECTION')) section = 'authority';
     else if (line.startsWith(';; ADDITIONAL SECTION')) section = 'additional';
-    else if (line.startsWith(';') || line.trim() === '') { if (line.trim() === '') section = undefined; }
-    else if (section) {
-      const t = line.trim().split(/\s+/);
-      const [owner, ttl, , rtype, ...rest] = t;
+    else if (section === 'question' && line.startsWith(';') && !line.startsWith(';;')) {
+      const [qname, , qtype] = line.slice(1).trim().split(/\s+/);
+      res.question = `${qname} ${qtype}`;
+    } else if (line.trim() === '') section = undefined;
+    else if (line.startsWith(';')) continue;
+    else if (section && section !== 'question') {
+      const [owner, ttl, , rtype, ...rest] = line.trim().split(/\s+/);
       let rdata = rest.join(' ');
       if (rtype === 'SOA') { rest[2] = 'SERIAL'; rdata = rest.join(' '); }
       if (rtype === 'CNAME' || rtype === 'PTR' || rtype === 'NS' || rtype === 'SRV') rdata = rdata.toLowerCase();
@@ -112,4 +115,21 @@ export async function dig(server: string, port: number, name: string, type: stri
   }
   res.answer.sort(); res.authority.sort(); res.additional.sort();
   return res;
+}
+
+/**
+ * Many questions in ONE dig process (dig sends them one after the other, each a real query on its
+ * own socket or connection); answers are matched to questions by the echoed question section.
+ * Returns `name. type` (the name as asked, with dig's trailing dot) → observed answer.
+ */
+export async function digMany(server: string, port: number, questions: { name: string; type: string }[], tcp: boolean): Promise<Map<string, Observed>> {
+  const args = [`@${server}`, '-p', String(port), '+tries=1', '+time=3', '+nocookie', '+noall', '+comments', '+question', '+answer', '+authority', '+additional', ...(tcp ? ['+tcp'] : [])];
+  for (const q of questions) args.push(q.name, q.type);
+  const out = await digSlots(() => run('dig', args, 60000));
+  const byQuestion = new Map<string, Observed>();
+  for (const part of out.split(';; Got answer:').slice(1)) {
+    const { question, ...o } = parseDigResponse(part);
+    byQuestion.set(question, o);
+  }
+  return byQuestion;
 }

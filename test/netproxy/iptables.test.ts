@@ -269,3 +269,13 @@ test('iptables cleanup: unlinks and deletes only the chains netproxy owns', (t) 
   for (const foreign of ['KUBE-FIREWALL', 'MY-CHAIN', 'KUBE-MARK-DROP']) t.false(text.includes(foreign), foreign);
   t.is(cleanupRestore(parseSave('*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j MY-CHAIN\nCOMMIT\n')), '');
 });
+
+test('iptables: a name iptables cannot quote is sanitised in comments and other services keep working', (t) => {
+  const odd = service('odd', '10.96.3.1', [{ name: 'we"ird port', port: 80 }]);
+  const { inputs } = fullRuleset([odd, ...services], [slice('odd', [{ ip: '10.244.1.9', node: 'node-a' }], [{ name: 'we"ird port', port: 8080 }]), ...slices]);
+  const text = inputs.find((i) => i.family === 4)!.text;
+  t.true(text.includes('--comment "default/odd:we_ird port cluster IP"'));
+  const tracer = createIptablesTracer(inputs, { nodeIPs });
+  t.deepEqual(summarize(tracer.trace({ src: '10.244.1.50', dst: '10.96.3.1', port: 80, proto: 'tcp' })).endpoints, ['10.244.1.9:8080']);
+  t.deepEqual(summarize(tracer.trace({ src: '10.244.1.50', dst: '10.96.0.1', port: 80, proto: 'tcp' })).endpoints, ['10.244.1.2:8080', '10.244.2.2:8080']);
+});

@@ -281,6 +281,28 @@ test('pods in the runtime that no source wants are stopped and removed', async (
   t.is(running(runtime).length, 1);
 });
 
+test('no orphan cleanup before the source delivered its first set (an unreadable folder is not an empty one)', async (t) => {
+  const clock = createFakeClock();
+  const runtime = createFakeRuntime(clock, { images: [IMAGE] });
+  const first = await setup(runtime, clock, [makePod('web')]);
+  await first.tick();
+  await first.kubelet.stop();
+  const silent: PodSource = { name: 'file', start: async () => {}, stop() {}, problems: () => [] };
+  const kubelet = createKubelet(
+    { runtime, clock, logger: pino({ level: 'silent' }), config: { staticPodPath: '/m', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent' } },
+    { sources: [silent] },
+  );
+  await kubelet.start();
+  t.teardown(() => kubelet.stop());
+  for (let i = 0; i < 5; i++) {
+    await flush(runtime);
+    clock.advance(1000);
+  }
+  await flush(runtime);
+  t.is(running(runtime).length, 1);
+  t.false(runtime.calls.some((c) => c.startsWith('stopContainer')));
+});
+
 test('image pull policy: IfNotPresent pulls a missing image, Never reports ErrImageNeverPull, failed pulls back off', async (t) => {
   const env = await setup();
   t.teardown(() => env.kubelet.stop());

@@ -43,6 +43,8 @@ interface PodOptions {
   workingDir?: string;
   hostNetwork?: boolean;
   ports?: { containerPort: number; hostPort?: number }[];
+  /** More container fields (securityContext, resources…). */
+  container?: Record<string, unknown>;
 }
 
 function pod(name: string, opts: PodOptions): string {
@@ -60,6 +62,7 @@ function pod(name: string, opts: PodOptions): string {
         command: ['sh', '-c', opts.command],
         ...(opts.workingDir ? { workingDir: opts.workingDir } : {}),
         ...(opts.ports ? { ports: opts.ports } : {}),
+        ...(opts.container ?? {}),
         env: Object.entries(opts.env ?? {}).map(([k, v]) => ({ name: k, value: v })),
       }],
     },
@@ -252,6 +255,24 @@ itest.serial('hostPort mapping reaches the pod; a hostNetwork pod shares the nod
   t.regex(log, /stdout F cni0$/m);
   await unlink(path.join(manifests, 'web.json'));
   await unlink(path.join(manifests, 'hostnet.json'));
+});
+
+itest.serial('runAsUser and resource limits reach the container (user, memory limit, CFS quota)', async (t) => {
+  const show = 'id -u; for f in memory.max memory/memory.limit_in_bytes cpu.max cpu/cpu.cfs_quota_us; do [ -r /sys/fs/cgroup/$f ] && echo "$f=$(cat /sys/fs/cgroup/$f)"; done; sleep 3600';
+  await put('limits.json', pod('limits', {
+    command: show,
+    container: { securityContext: { runAsUser: 1000 }, resources: { limits: { cpu: '500m', memory: '64Mi' } } },
+  }));
+  const status = await waitFor('limits running', () => podNamed('limits')?.phase === 'Running' && podNamed('limits'));
+  const logFile = path.join(node!.podLogDir, `default_limits-${NODE}_${status.uid}`, 'app', '0.log');
+  const log = await waitFor('limits log', async () => {
+    const text = await readFile(logFile, 'utf8').catch(() => '');
+    return /(cpu\.max|cfs_quota_us)=/.test(text) && text;
+  });
+  t.regex(log, /stdout F 1000$/m);
+  t.regex(log, /stdout F (memory\.max|memory\/memory\.limit_in_bytes)=67108864$/m);
+  t.regex(log, /stdout F (cpu\.max=50000 100000|cpu\/cpu\.cfs_quota_us=50000)$/m);
+  await unlink(path.join(manifests, 'limits.json'));
 });
 
 itest.serial('keelson stop + a new instance: running containers adopted, not restarted', async (t) => {

@@ -60,7 +60,7 @@ import type { FailOptions, RequestRecord } from './faults';
 import { renderKubeconfig } from './kubeconfig';
 import { createRegistry } from './registry';
 import type { DeleteOptions, ListOptions } from './registry';
-import { hasStatusSubresource, resourceForKind } from './resources';
+import { hasStatusSubresource, resourceForKind, resourceId } from './resources';
 import type { ResourceDef } from './resources';
 import { createReviews } from './reviews';
 import { createRequestHandler } from './server';
@@ -258,7 +258,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
     const ns = def.namespaced ? (obj.metadata?.namespace ?? 'default') : undefined;
     const nsDef = defFor('Namespace', 'v1');
     if (ns && !store.get('namespaces', `/${ns}`)) registry.create(nsDef, undefined, { metadata: { name: ns } });
-    const existing = store.get(defKey(def), `${ns ?? ''}/${obj.metadata?.name}`);
+    const existing = store.get(resourceId(def), `${ns ?? ''}/${obj.metadata?.name}`);
     let created: Obj;
     if (existing && def.kind === 'Namespace') created = registry.get(def, ns, obj.metadata.name);
     else created = registry.create(def, ns, obj);
@@ -266,10 +266,6 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
       created = registry.update(def, ns, created.metadata.name, { ...created, status: obj.status }, 'status').object;
     }
     return created;
-  }
-
-  function defKey(def: ResourceDef): string {
-    return def.group ? `${def.plural}.${def.group}` : def.plural;
   }
 
   function seed(): void {

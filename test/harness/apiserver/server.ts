@@ -5,14 +5,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ANONYMOUS } from './authn';
 import type { Authenticator, UserInfo } from './authn';
 import { authorize } from './authz';
 import type { PolicyRule } from './authz';
 import { SERVER_VERSION, coreVersions, group, groupList, resourceList } from './discovery';
 import type { Faults, RequestRecord } from './faults';
 import type { DeleteOptions, Registry } from './registry';
-import { RESOURCES, findResource } from './resources';
+import { findResource } from './resources';
 import type { ResourceDef } from './resources';
 import { ApiError, errors } from './status';
 import { tableFor, wantsTable } from './table';
@@ -107,6 +106,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** Request bodies must be JSON: protobuf and CBOR are not spoken here (415, as for an unknown type). */
+function requireJsonBody(req: IncomingMessage): void {
+  const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type && type !== 'application/json' && type !== '*/*') throw errors.unsupportedMediaType(type);
+}
+
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -165,6 +170,7 @@ export function createRequestHandler(ctx: ServerContext) {
     const accept = String(req.headers.accept ?? '');
     if (def.virtual) {
       if (method !== 'POST' || name) throw errors.methodNotAllowed(method);
+      requireJsonBody(req);
       const body = parseJson(await readBody(req)) as Obj;
       send(res, 201, ctx.review(def, body, user));
       return;
@@ -210,6 +216,7 @@ export function createRequestHandler(ctx: ServerContext) {
         return;
       }
       case 'POST': {
+        requireJsonBody(req);
         const body = parseJson(await readBody(req)) as Obj;
         if (name && subresource === 'eviction' && def.kind === 'Pod') {
           const options: DeleteOptions = {};
@@ -236,6 +243,7 @@ export function createRequestHandler(ctx: ServerContext) {
       }
       case 'PUT': {
         if (!name) throw errors.methodNotAllowed(method);
+        requireJsonBody(req);
         const body = parseJson(await readBody(req)) as Obj;
         const { object, created } = registry.update(def, namespace, name, body, subresource, { user });
         send(res, created ? 201 : 200, object);
@@ -348,13 +356,7 @@ export function createRequestHandler(ctx: ServerContext) {
       if (latency > 0) await delay(latency);
       const injected = faults.take(method, path, watch);
       if (injected) throw injected;
-      let user: UserInfo;
-      try {
-        user = authn.authenticate(req);
-      } catch (err) {
-        record.user = '';
-        throw err;
-      }
+      const user: UserInfo = authn.authenticate(req);
       record.user = user.username;
       if (route === undefined) {
         if (!authorize(ctx.policy(), { user: user.username, groups: user.groups, verb: method.toLowerCase(), path }).allowed) {
@@ -379,7 +381,7 @@ export function createRequestHandler(ctx: ServerContext) {
       if (!decision.allowed) {
         throw errors.forbidden(user.username, verb, route.def, route.def.namespaced ? route.namespace : undefined, route.name, route.subresource);
       }
-      await handleResource(req, res, route, query, user === ANONYMOUS ? ANONYMOUS : user, watch);
+      await handleResource(req, res, route, query, user, watch);
     } catch (err) {
       if (err instanceof ApiError) sendError(res, err);
       else sendError(res, errors.internal((err as Error)?.message ?? String(err)));
@@ -387,4 +389,3 @@ export function createRequestHandler(ctx: ServerContext) {
   };
 }
 
-export { RESOURCES };

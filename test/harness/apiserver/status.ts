@@ -97,7 +97,8 @@ export const errors = {
   forbiddenPath: (user: string, path: string) =>
     new ApiError(403, 'Forbidden', `forbidden: User "${user}" cannot get path "${path}"`),
   methodNotAllowed: (method: string) => new ApiError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource (${method})`),
-  unsupportedMediaType: (type: string) => new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got ${type})`),
+  unsupportedMediaType: (type: string) =>
+    new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got ${type}; the test apiserver speaks JSON only)`),
   internal: (message: string) => new ApiError(500, 'InternalError', `Internal error occurred: ${message}`),
   serviceUnavailable: (message = 'the server is currently unable to handle the request') => new ApiError(503, 'ServiceUnavailable', message),
   tooManyRequests: (retryAfterSeconds = 1) =>
