@@ -6,7 +6,7 @@ const path = '/work/main/dist/';
   let keep;
   if (mode !== 'bare') {
     const { benchServices, toObjects } = require(path + 'bench/dns/objects');
-    const { services, slices } = toObjects(benchServices(5000));
+    const { services, slices } = toObjects(benchServices(Number(process.env.N ?? 5000)));
     keep = { services, slices };
     if (mode === 'dns') {
       const pino = require('pino');

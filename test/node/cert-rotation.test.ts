@@ -30,7 +30,7 @@ test.serial('rotates the client certificate at its deadline and swaps credential
     await api.stop();
     rmSync(dir, { recursive: true, force: true });
   });
-  const first = await api.clientCertFor('system:node:edge-rot', ['system:nodes']);
+  const first = await api.pki.issueClientCert('system:node:edge-rot', ['system:nodes'], { seconds: 3600 });
   const certPath = writeClientCertificate(dir, first.certPem, first.keyPem);
   const kubeconfigPath = join(dir, 'kubelet.conf');
   writeNodeKubeconfig(kubeconfigPath, { server: api.url, caPem: api.caPem, nodeName: 'edge-rot', clientCertPath: certPath });
