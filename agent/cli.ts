@@ -11,6 +11,8 @@ import { keelsonVersion } from './version';
 const USAGE = `Usage: keelson <command> [flags]
 
 Commands:
+  join      join an existing control plane with a bootstrap token (as kubeadm join prints it)
+  rbac      print the ClusterRole/Binding that proxy and dns need (apply once per cluster)
   run       run the node agent (kubelet, proxy, dns) in the foreground
   status    show what the running agent is doing (reads --root-dir)
   cleanup   remove every rule, chain, table and set the service proxy created (--mode, default all)
@@ -64,6 +66,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
+  }
+  if (command === 'join') return (await import('./join/index.js')).joinCommand(rest);
+  if (command === 'rbac') {
+    process.stdout.write((await import('./node/rbac.js')).rbacManifest());
+    return 0;
   }
   let values: Record<string, string | boolean | undefined>;
   try {

@@ -107,15 +107,55 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
   if (mode === 'standalone' && clusterComponents.length) {
     logger.info({ components: clusterComponents.join(',') }, 'standalone mode (no kubeconfig): proxy and dns serve a cluster and are not started');
   }
-  if (mode === 'cluster' && clusterComponents.length) {
+  if (mode === 'cluster' && (clusterComponents.length || kubelet)) {
     // Loaded only when needed, so a standalone kubelet does not pay for them in memory.
     const { createKubeClient } = await import('./kube/client.js');
     const { createInformerFactory } = await import('./kube/informer-factory.js');
     const { loadKubeconfig } = await import('./kube/kubeconfig.js');
-    const { Resources } = await import('./kube/resources.js');
     const kubeconfig = loadKubeconfig(config.kubeconfig!);
     const client = createKubeClient(kubeconfig, { logger: rootLogger.child({ component: 'kube' }), userAgent: `keelson/${keelsonVersion()} (${config.nodeName})` });
     informers = createInformerFactory({ client, logger: rootLogger.child({ component: 'kube' }) });
+    // Node registration, Lease heartbeat, node status and client certificate rotation (agent/node).
+    if (kubelet && cri && config.kubelet.registerNode) {
+      const { createNodeComponent } = await import('./node/index.js');
+      const pods = kubelet;
+      const certPath = kubeconfig.source?.clientCertificatePath;
+      components.push(
+        createNodeComponent({
+          client,
+          cri,
+          logger: rootLogger,
+          config: {
+            nodeName: config.nodeName,
+            ...(nodeIP ? { nodeIP } : {}),
+            labels: config.kubelet.nodeLabels,
+            taints: config.kubelet.registerWithTaints,
+            maxPods: config.kubelet.maxPods,
+            systemReserved: config.kubelet.systemReserved,
+            kubeReserved: config.kubelet.kubeReserved,
+            evictionHard: config.kubelet.evictionHard,
+            leaseDurationSeconds: config.kubelet.nodeLeaseDurationSeconds,
+            statusUpdateFrequencyMs: config.kubelet.nodeStatusUpdateFrequencyMs,
+            statusReportFrequencyMs: config.kubelet.nodeStatusReportFrequencyMs,
+            kubeletPort: config.kubelet.port,
+            rootDir: config.rootDir,
+          },
+          podLifecycleHealth: () => pods.health(),
+          ...(certPath && certPath === kubeconfig.source?.clientKeyPath ? { clientCertificate: { path: certPath } } : {}),
+        }),
+      );
+    }
+    // Say at start-up exactly which permission the node's credentials lack, and the fix.
+    const { checkPermissions } = await import('./node/rbac.js');
+    checkPermissions(client, config.components, { nodeName: config.nodeName }).then(
+      (report) => {
+        if (!report.ok) logger.error({ missing: report.missing.map((m) => `${m.verb} ${m.resource}${m.group ? `.${m.group}` : ''}`).join(',') }, report.message);
+      },
+      (err: unknown) => logger.warn({ err }, 'cannot check the node permissions (SelfSubjectAccessReview)'),
+    );
+  }
+  if (mode === 'cluster' && clusterComponents.length && informers) {
+    const { Resources } = await import('./kube/resources.js');
     const services = informers.forResource(Resources.services);
     const endpointSlices = informers.forResource(Resources.endpointslices);
     if (config.components.includes('proxy')) {

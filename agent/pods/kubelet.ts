@@ -13,6 +13,7 @@ import { createBackoff, type BackoffOptions } from './backoff';
 import { realClock, type Clock } from './clock';
 import { createCriRuntime } from './cri-runtime';
 import { parseResolvConf } from './dns';
+import { canonicalJson } from './labels';
 import { createImagePuller } from './images';
 import { createPleg } from './pleg';
 import type { ManifestProblem, PodSource } from './pod-source';
@@ -22,6 +23,8 @@ import type { DnsConfig, PodRuntime } from './runtime';
 import { createRuntimeStateReader } from './runtime-state';
 import { createStaticPodSource } from './static-pod-source';
 import { createStatusManager, type PodStatusSnapshot, type StatusManager } from './status-manager';
+
+const STOP_WAIT_MS = 2000;
 
 export interface KubeletConfig {
   staticPodPath: string;
@@ -104,7 +107,12 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     }
     for (const uid of pendingStarts.keys()) if (!desired.has(uid)) pendingStarts.delete(uid);
     for (const [uid, pod] of desired) {
-      if (pendingStarts.has(uid) || (workers.has(uid) && !removing.has(uid))) continue;
+      if (pendingStarts.has(uid)) continue;
+      const worker = workers.get(uid);
+      if (worker && !removing.has(uid)) {
+        if (worker.pod() !== pod && canonicalJson(worker.pod()) !== canonicalJson(pod)) worker.update(pod);
+        continue;
+      }
       startWhenFree(pod);
     }
   }
@@ -202,7 +210,13 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       for (const source of deps.sources) source.stop();
       pleg.stop();
       for (const worker of workers.values()) worker.stop();
-      await Promise.all([...workers.values()].map((w) => w.idle()));
+      // let in-flight CRI calls finish, but do not wait out a grace period (a kill goes on in the runtime)
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...workers.values()].map((w) => w.idle())),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
       workers.clear();
       pendingStarts.clear();
       removing.clear();

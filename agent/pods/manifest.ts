@@ -213,7 +213,7 @@ function checkPod(pod: Pod, errors: FieldProblem[]): void {
   if (!name) errors.push({ field: 'metadata.name', message: 'Required value' });
   else if (name.length > 253 || !DNS_SUBDOMAIN.test(name)) errors.push({ field: 'metadata.name', message: `Invalid value: ${JSON.stringify(name)}: must be a lowercase RFC 1123 subdomain` });
   const ns = pod.metadata?.namespace;
-  if (ns !== undefined && (ns.length > 63 || !DNS_LABEL.test(ns))) errors.push({ field: 'metadata.namespace', message: `Invalid value: ${JSON.stringify(ns)}: must be a lowercase RFC 1123 label` });
+  if (ns && (ns.length > 63 || !DNS_LABEL.test(ns))) errors.push({ field: 'metadata.namespace', message: `Invalid value: ${JSON.stringify(ns)}: must be a lowercase RFC 1123 label` });
   const spec = pod.spec;
   if (!spec) return void errors.push({ field: 'spec', message: 'Required value' });
   if (!spec.containers || spec.containers.length === 0) errors.push({ field: 'spec.containers', message: 'Required value' });

@@ -186,7 +186,10 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
   }
 
   async function syncWith(state: RuntimePodState) {
-    const actions = computePodActions(pod, state, backoff, clock.now());
+    const decidedAt = clock.now();
+    const actions = computePodActions(pod, state, backoff, decidedAt);
+    // timers count from the decision, not from the end of the (slow) runtime calls
+    const retryIn = (ms: number) => Math.max(0, decidedAt + ms - clock.now());
     logTransitions(state, actions);
     if (actions.podDone) {
       logger.info({ restartPolicy: pod.spec!.restartPolicy }, 'all containers finished; pod is done');
@@ -208,10 +211,10 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     if (errors.size > 0) {
       // containers that cannot start are retried at a slowing pace (image pulls also back off on their own)
       startRetryMs = Math.min(Math.max(startRetryMs * 2, 1000), MAX_ERROR_RETRY_MS);
-      schedule(Math.min(startRetryMs, actions.retryAfterMs ?? Infinity));
+      schedule(retryIn(Math.min(startRetryMs, actions.retryAfterMs ?? Infinity)));
     } else {
       startRetryMs = 0;
-      schedule(Math.min(actions.retryAfterMs ?? resyncMs, resyncMs));
+      schedule(retryIn(Math.min(actions.retryAfterMs ?? resyncMs, resyncMs)));
     }
   }
 

@@ -28,11 +28,6 @@ export function restartCountOf(c: Pick<Container, 'annotations' | 'metadata'>): 
   return Number.isInteger(n) && n >= 0 ? n : c.metadata.attempt;
 }
 
-/** The newest instance of container `name`, and the one before it. */
-export function instancesOf(state: RuntimePodState, name: string): ContainerInstance[] {
-  return state.containers.filter((c) => c.name === name);
-}
-
 export interface RuntimeStateReader {
   read(uid: string): Promise<RuntimePodState>;
   /** Drops cached statuses of containers that are gone. */

@@ -8,7 +8,6 @@ import type { Pod } from 'kubernetes-types/core/v1';
 import { ANNOTATION_CONFIG_SOURCE, canonicalJson } from './labels';
 
 export const ANNOTATION_CONFIG_HASH = 'kubernetes.io/config.hash';
-export const ANNOTATION_CONFIG_MIRROR = 'kubernetes.io/config.mirror';
 /** Keelson's own: the manifest file a static pod came from. */
 export const ANNOTATION_MANIFEST_FILE = 'keelson.io/manifest-file';
 

@@ -8,7 +8,7 @@
  *   changeMs[]      one EndpointSlice update → flush() resolved (rules live), per change
  *   changeNftMs[]   the `nft -f` part of each
  *   verified        every change was then seen with one `nft get element`
- *   rssMB, hwmMB    VmRSS / VmHWM of this process after the syncs
+ *   rssMB, hwmMB    VmRSS / VmHWM of this process after the syncs; heapMB: V8 heap in use
  * Usage: keelson.js SERVICES [ENDPOINTS=10] [CHANGES=15]
  */
 import { readFileSync } from 'node:fs';
@@ -92,12 +92,13 @@ async function main() {
     await sleep(1100); // past minSyncPeriod, so the runner's own follow-up run is done too
   }
   const rssMB = statusMB('VmRSS');
+  const heapMB = Math.round(process.memoryUsage().heapUsed / 1048576);
   const hwmMB = statusMB('VmHWM');
   await proxy.stop();
   const c0 = performance.now();
   await cleanup('nftables', { logger: pino({ level: 'warn' }) });
   const cleanupMs = performance.now() - c0;
-  console.log(JSON.stringify({ services: N, endpoints: E, fullSyncMs, fullNftMs, fullBytes, resyncMs, changeMs, changeNftMs, verified, changes: CHANGES, rssMB, hwmMB, cleanupMs }));
+  console.log(JSON.stringify({ services: N, endpoints: E, fullSyncMs, fullNftMs, fullBytes, resyncMs, changeMs, changeNftMs, verified, changes: CHANGES, rssMB, hwmMB, heapMB, cleanupMs }));
 }
 
 main().catch((err) => {

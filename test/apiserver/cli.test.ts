@@ -8,7 +8,7 @@ import { integrationTest } from '../harness/requirements';
 import { startTestApiserver } from '../harness/apiserver';
 import type { TestApiserver } from '../harness/apiserver';
 import { loadFixtures, parseArgs } from '../harness/apiserver/cli';
-import { call } from './helpers';
+import { call, watch } from './helpers';
 
 const run = promisify(execFile);
 const kubectlTest = integrationTest({ commands: ['kubectl'] });
@@ -174,6 +174,18 @@ test('Table output for as=Table requests', async (t) => {
   t.is(r.body.rows[0].object.kind, 'PartialObjectMetadata');
   const plain = await call(api, 'GET', '/api/v1/namespaces/default/services');
   t.is(plain.body.kind, 'ServiceList');
+  // kubectl get -w: every event object is a one-row Table, headers in the first only.
+  const w = watch(api, `/api/v1/namespaces/default/services?watch=1&resourceVersion=0`, { headers: { Accept: accept } });
+  t.teardown(() => w.close());
+  await w.waitFor(1);
+  api.store.patch('Service', 'default', 'kubernetes', { metadata: { labels: { watched: 'yes' } } });
+  const events = await w.waitFor(2);
+  t.is(events[0]!.object.kind, 'Table');
+  t.is(events[0]!.object.columnDefinitions.length, 6);
+  t.is(events[0]!.object.rows[0].cells[0], 'kubernetes');
+  t.is(events[1]!.type, 'MODIFIED');
+  t.deepEqual(events[1]!.object.columnDefinitions, []);
+  t.is(events[1]!.object.rows.length, 1);
 });
 
 kubectlTest('writeKubeconfig: client-certificate and token kubeconfigs work with kubectl', async (t) => {

@@ -66,6 +66,34 @@ test('stallWatches holds events and bookmarks, then delivers them; forever until
   t.is(ev!.object.metadata.name, 'fresh');
 });
 
+test('stallWatches with includeNew holds new watches too, headers included, until it ends', async (t) => {
+  const api = await server(t);
+  api.faults.stallWatches(400, { includeNew: true });
+  const started = Date.now();
+  const w = watch(api, `/api/v1/namespaces/default/secrets?watch=1&resourceVersion=${api.currentResourceVersion()}`);
+  t.teardown(() => w.close());
+  api.store.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'held', namespace: 'default' } });
+  t.is(await w.status, 200);
+  t.true(Date.now() - started >= 350, `headers after ${Date.now() - started} ms`);
+  const [ev] = await w.waitFor(1);
+  t.is(ev!.object.metadata.name, 'held');
+  api.faults.stallWatches('forever', { includeNew: true });
+  const held = watch(api, '/api/v1/namespaces/default/secrets?watch=1');
+  t.teardown(() => held.close());
+  const early = await Promise.race([held.status, sleep(200).then(() => 'pending')]);
+  t.is(early, 'pending');
+  api.faults.resumeWatches();
+  t.is(await held.status, 200);
+  const compactedRv = api.currentResourceVersion();
+  api.store.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'later', namespace: 'default' } });
+  api.faults.compact();
+  api.faults.stallWatches('forever', { includeNew: true });
+  const expired = watch(api, `/api/v1/namespaces/default/secrets?watch=1&resourceVersion=${compactedRv - 1}`);
+  t.is(await expired.ended, 'end', 'errors at the start of a watch are not held');
+  t.is(expired.events[0]?.object.code, 410);
+  api.faults.resumeWatches();
+});
+
 test('failNext returns Status errors for the next n matching requests', async (t) => {
   const api = await server(t);
   api.faults.failNext(2, 503, { path: '/api/v1/pods' });

@@ -265,6 +265,25 @@ test('a container whose spec hash differs from the spec is recreated', async (t)
   t.is(now.annotations['io.kubernetes.container.restartCount'], '1');
 });
 
+test('an updated pod with the same UID restarts only the container whose spec changed', async (t) => {
+  const env = await setup();
+  t.teardown(() => env.kubelet.stop());
+  const pod = makePod('web', {}, [{ name: 'a', image: IMAGE }, { name: 'b', image: IMAGE }]);
+  env.source.set([pod]);
+  await env.tick();
+  const before = new Map(running(env.runtime).map((c) => [c.metadata.name, c.id]));
+  const updated = structuredClone(pod);
+  updated.spec!.containers[1].image = 'busybox:2';
+  env.runtime.images.add('busybox:2');
+  env.source.set([updated]);
+  await env.tick();
+  const after = new Map(running(env.runtime).map((c) => [c.metadata.name, c.id]));
+  t.is(after.get('a'), before.get('a'));
+  t.not(after.get('b'), before.get('b'));
+  t.is(containerStatus(env.kubelet, 'web-node1')?.name, 'a');
+  t.is(env.kubelet.pods()[0].containers[1].image, 'busybox:2');
+});
+
 test('pods in the runtime that no source wants are stopped and removed', async (t) => {
   const clock = createFakeClock();
   const runtime = createFakeRuntime(clock, { images: [IMAGE] });

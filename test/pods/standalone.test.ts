@@ -55,7 +55,7 @@ function pod(name: string, opts: PodOptions): string {
     spec: {
       ...(opts.hostNetwork ? { hostNetwork: true } : {}),
       ...(opts.restartPolicy ? { restartPolicy: opts.restartPolicy } : {}),
-      ...(opts.grace !== undefined ? { terminationGracePeriodSeconds: opts.grace } : {}),
+      terminationGracePeriodSeconds: opts.grace ?? 1, // most test pods ignore SIGTERM (sleep as PID 1)
       containers: [{
         name: 'app',
         image: BUSYBOX_IMAGE,

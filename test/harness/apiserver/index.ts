@@ -14,7 +14,8 @@
  *   api.store.patchStatus('Pod', 'default', 'p', { phase: 'Running' });
  *   api.currentResourceVersion();            // number; every write increments it
  *   api.faults.dropWatches();                 // destroy every open watch connection
- *   api.faults.stallWatches(5000);            // open watches go silent (no bookmarks either)
+ *   api.faults.stallWatches(5000);            // open watches go silent (no bookmarks either);
+ *                                             // { includeNew: true }: new ones too, not even headers
  *   api.faults.failNext(3, 503, { path: '/api/v1/pods' });
  *   api.faults.compact();                     // older versions now get 410 Expired
  *   api.faults.setLatency(100);
@@ -130,7 +131,8 @@ export interface TestStore {
 
 export interface TestApiserverFaults {
   dropWatches(): number;
-  stallWatches(ms: number | 'forever'): number;
+  /** Open watches go silent for ms (or until resumeWatches); with { includeNew: true } new ones too. */
+  stallWatches(ms: number | 'forever', options?: { includeNew?: boolean }): number;
   resumeWatches(): void;
   failNext(n: number, code?: number, options?: FailOptions): void;
   compact(): void;
@@ -352,7 +354,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
 
   const faultApi: TestApiserverFaults = {
     dropWatches: () => hub.drop(),
-    stallWatches: (ms) => hub.stall(ms),
+    stallWatches: (ms, opts) => hub.stall(ms, opts?.includeNew),
     resumeWatches: () => hub.resume(),
     failNext: (n, code = 500, opts) => faults.failNext(n, code, opts),
     compact: () => store.compact(),

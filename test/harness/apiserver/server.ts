@@ -181,7 +181,7 @@ export function createRequestHandler(ctx: ServerContext) {
         if (name) {
           if (watch) {
             const match = registry.matchers(def, { fieldSelector: `metadata.name=${name}` });
-            hub.serve(def, namespace, match, watchOptions(query), res, user.username);
+            hub.serve(def, namespace, match, watchOptions(query, accept, def), res, user.username);
             return;
           }
           if (subresource === 'log') {
@@ -195,7 +195,7 @@ export function createRequestHandler(ctx: ServerContext) {
         const selectors = { labelSelector: query.get('labelSelector') ?? undefined, fieldSelector: query.get('fieldSelector') ?? undefined };
         if (watch) {
           const match = registry.matchers(def, selectors);
-          hub.serve(def, namespace, match, watchOptions(query), res, user.username);
+          hub.serve(def, namespace, match, watchOptions(query, accept, def), res, user.username);
           return;
         }
         const list = registry.list(def, namespace, {
@@ -284,7 +284,7 @@ export function createRequestHandler(ctx: ServerContext) {
     }
   }
 
-  function watchOptions(query: URLSearchParams) {
+  function watchOptions(query: URLSearchParams, accept: string, def: ResourceDef) {
     const bool = (name: string) => ['1', 'true'].includes(query.get(name) ?? '');
     if (bool('sendInitialEvents') && (!bool('allowWatchBookmarks') || query.get('resourceVersionMatch') !== 'NotOlderThan')) {
       throw errors.invalid('ListOptions', 'meta.k8s.io', '', [
@@ -296,6 +296,14 @@ export function createRequestHandler(ctx: ServerContext) {
       allowWatchBookmarks: bool('allowWatchBookmarks'),
       timeoutSeconds: intParam(query, 'timeoutSeconds'),
       sendInitialEvents: bool('sendInitialEvents'),
+      // Each event carries a one-row Table; column definitions only in the first, as kube-apiserver.
+      transform: wantsTable(accept)
+        ? (obj: Obj, first: boolean) => {
+            const table = tableFor(def, [obj], query.get('includeObject'), obj.metadata?.resourceVersion);
+            if (!first) table.columnDefinitions = [];
+            return table;
+          }
+        : undefined,
     };
   }
 

@@ -18,6 +18,8 @@ export interface WatchOptions {
   allowWatchBookmarks?: boolean;
   timeoutSeconds?: number;
   sendInitialEvents?: boolean;
+  /** Server-side printing of event objects (kubectl get -w asks for Tables); `first` is the first object event. */
+  transform?: (obj: Obj, first: boolean) => Obj;
 }
 
 export interface WatchInfo {
@@ -33,6 +35,8 @@ interface Watcher extends WatchInfo {
   res: ServerResponse;
   def: ResourceDef;
   bookmarks: boolean;
+  transform?: (obj: Obj, first: boolean) => Obj;
+  sentObjects: number;
   queue: string[];
   timeoutDue: boolean;
   unsubscribe: () => void;
@@ -47,8 +51,11 @@ export interface WatchHub {
   sendBookmark(): number;
   /** Destroys every open watch connection abruptly (no final chunk). */
   drop(): number;
-  /** Holds every open watch: nothing is written until `ms` pass ('forever': until resume/drop). */
-  stall(ms: number | 'forever'): number;
+  /**
+   * Holds every open watch: nothing is written until `ms` pass ('forever': until resume/drop).
+   * With includeNew, watches opened during that time are held too (not even headers are sent).
+   */
+  stall(ms: number | 'forever', includeNew?: boolean): number;
   resume(): void;
   list(): WatchInfo[];
   closeAll(): void;
@@ -59,10 +66,18 @@ const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
 export function createWatchHub(store: Store, options: { bookmarkIntervalMs: number }): WatchHub {
   const watchers = new Set<Watcher>();
   let nextId = 1;
+  /** Until when watches opened from now on start stalled (headers included); Infinity: until resume. */
+  let newWatchStall: number | undefined;
 
   function withType(def: ResourceDef, obj: Obj): Obj {
     const { kind: _k, apiVersion: _a, ...rest } = obj;
     return { kind: def.kind, apiVersion: apiVersionOf(def), ...rest };
+  }
+
+  function open(w: Watcher): void {
+    if (w.res.headersSent) return;
+    w.res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+    w.res.flushHeaders();
   }
 
   function write(w: Watcher, line: string): void {
@@ -71,10 +86,21 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
       w.queue.push(line);
       return;
     }
+    open(w);
     w.res.write(line);
   }
 
+  /** Ends a watch that failed at its start (errors go out even during a stall). */
+  function finish(w: Watcher): void {
+    if (w.stallTimer) clearTimeout(w.stallTimer);
+    w.stalled = false;
+    open(w);
+    for (const line of w.queue.splice(0)) w.res.write(line);
+    w.res.end();
+  }
+
   function event(w: Watcher, type: string, object: Obj): void {
+    if (w.transform && type !== 'BOOKMARK' && type !== 'ERROR') object = w.transform(object, w.sentObjects++ === 0);
     write(w, JSON.stringify({ type, object }) + '\n');
   }
 
@@ -99,6 +125,7 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
     if (!w.stalled || w.closed) return;
     w.stalled = false;
     w.stallTimer = undefined;
+    open(w);
     for (const line of w.queue.splice(0)) w.res.write(line);
     if (w.timeoutDue) close(w, 'end');
   }
@@ -108,25 +135,27 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
     const rvParam = opts.resourceVersion ?? '';
     const inScope = (obj: Obj) => !def.namespaced || !namespace || obj.metadata?.namespace === namespace;
 
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
-    res.flushHeaders();
-
+    const stallNew = newWatchStall !== undefined && newWatchStall > Date.now();
     const w: Watcher = {
       id: nextId++,
       resource,
       namespace,
       user,
-      stalled: false,
+      stalled: stallNew,
       startedAt: Date.now(),
       res,
       def,
       bookmarks: Boolean(opts.allowWatchBookmarks),
+      transform: opts.transform,
+      sentObjects: 0,
       queue: [],
       timeoutDue: false,
       unsubscribe: () => {},
       timers: [],
       closed: false,
     };
+    if (!stallNew) open(w);
+    else if (newWatchStall !== Infinity) w.stallTimer = setTimeout(() => unstall(w), newWatchStall! - Date.now());
 
     const deliver = (ev: StoreEvent) => {
       if (ev.resource !== resource) return;
@@ -150,7 +179,7 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
       // Initial state at the newest version (for sendInitialEvents with a version: NotOlderThan).
       if (opts.sendInitialEvents && rvParam !== '' && Number(rvParam) > store.currentRv()) {
         event(w, 'ERROR', errors.tooLargeResourceVersion(Number(rvParam), store.currentRv()).toStatus());
-        res.end();
+        finish(w);
         return;
       }
       for (const obj of store.list(resource)) if (inScope(obj) && match(obj)) event(w, 'ADDED', withType(def, obj));
@@ -158,14 +187,13 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
     } else {
       const since = Number(rvParam);
       if (!Number.isInteger(since) || since < 0) {
-        const status = errors.badRequest(`invalid resource version: ${rvParam}`).toStatus();
-        event(w, 'ERROR', status);
-        res.end();
+        event(w, 'ERROR', errors.badRequest(`invalid resource version: ${rvParam}`).toStatus());
+        finish(w);
         return;
       }
       if (since > store.currentRv()) {
         event(w, 'ERROR', errors.tooLargeResourceVersion(since, store.currentRv()).toStatus());
-        res.end();
+        finish(w);
         return;
       }
       const replay = store.eventsSince(resource, since);
@@ -197,9 +225,8 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
   }
 
   function expired(w: Watcher, rv: string): void {
-    const status = errors.gone(`too old resource version: ${rv} (${store.compactedRv()})`).toStatus();
-    w.res.write(JSON.stringify({ type: 'ERROR', object: status }) + '\n');
-    w.res.end();
+    event(w, 'ERROR', errors.gone(`too old resource version: ${rv} (${store.compactedRv()})`).toStatus());
+    finish(w);
   }
 
   return {
@@ -219,7 +246,8 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
       for (const w of all) close(w, 'destroy');
       return all.length;
     },
-    stall(ms) {
+    stall(ms, includeNew = false) {
+      if (includeNew) newWatchStall = ms === 'forever' ? Infinity : Date.now() + ms;
       for (const w of watchers) {
         w.stalled = true;
         if (w.stallTimer) clearTimeout(w.stallTimer);
@@ -228,6 +256,7 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
       return watchers.size;
     },
     resume() {
+      newWatchStall = undefined;
       for (const w of [...watchers]) {
         if (w.stallTimer) clearTimeout(w.stallTimer);
         unstall(w);

@@ -1,0 +1,11 @@
+const fs = require('fs');
+const v8 = require('v8');
+const st = () => { const s = fs.readFileSync('/proc/self/status','utf8'); const g = (k) => (Number(new RegExp(k + ':\\s+(\\d+)').exec(s)[1])/1024).toFixed(1); const h = process.memoryUsage(); return `${g('VmRSS')}(a${g('RssAnon')} f${g('RssFile')}) heapUsed=${(h.heapUsed/1048576).toFixed(1)} heapTotal=${(h.heapTotal/1048576).toFixed(1)}`; };
+const out = [`bare=${st()}`];
+const { benchServices, toObjects } = require('/work/main/dist/bench/dns/objects');
+global.gc(); out.push(`loaded=${st()}`);
+const o = toObjects(benchServices(5000));
+global.gc(); out.push(`built=${st()}`);
+const json = JSON.stringify(o); const back = JSON.parse(json);
+global.gc(); out.push(`json=${st()}`);
+console.log(out.join('\n'), o.services.length, back.services.length);
