@@ -3,6 +3,10 @@
  * is one, the object it concerns (`pod=ns/name`, a file path, a socket). Components that may not
  * import agent/ (cri/, dns/, netproxy/) define errors of the same shape with codes listed here too.
  */
+import { CriErrorCodes } from '../cri/errors';
+import { DnsErrorCodes } from '../dns/errors';
+import { ProxyErrorCodes } from '../netproxy/errors';
+
 export const ErrorCodes = {
   CONFIG_INVALID: 'KEELSON_ERR_CONFIG_INVALID',
   CONFIG_UNREADABLE: 'KEELSON_ERR_CONFIG_UNREADABLE',
@@ -13,7 +17,6 @@ export const ErrorCodes = {
   WATCH_STALLED: 'KEELSON_ERR_WATCH_STALLED',
   MANIFEST_INVALID: 'KEELSON_ERR_MANIFEST_INVALID',
   POD_SYNC_FAILED: 'KEELSON_ERR_POD_SYNC_FAILED',
-  STATUS_UNAVAILABLE: 'KEELSON_ERR_STATUS_UNAVAILABLE',
   // keelson join (agent/join), node registration and credentials (agent/node)
   JOIN_TOKEN_INVALID: 'KEELSON_ERR_JOIN_TOKEN_INVALID',
   JOIN_TOKEN_UNKNOWN: 'KEELSON_ERR_JOIN_TOKEN_UNKNOWN',
@@ -24,12 +27,12 @@ export const ErrorCodes = {
   CSR_TIMEOUT: 'KEELSON_ERR_CSR_TIMEOUT',
   PERMISSION_MISSING: 'KEELSON_ERR_PERMISSION_MISSING',
   NODE_REGISTRATION_FAILED: 'KEELSON_ERR_NODE_REGISTRATION_FAILED',
-  // defined in cri/errors.ts
-  CRI_UNAVAILABLE: 'KEELSON_ERR_CRI_UNAVAILABLE',
-  CRI_UNSUPPORTED_VERSION: 'KEELSON_ERR_CRI_UNSUPPORTED_VERSION',
-  CRI_CALL_FAILED: 'KEELSON_ERR_CRI_CALL_FAILED',
-  CRI_DEADLINE: 'KEELSON_ERR_CRI_DEADLINE',
 } as const;
+
+/** Every code keelson reports, the daemon's own and those of cri/, dns/ and netproxy/. */
+export const ErrorCatalogue: readonly string[] = [
+  ...new Set([...Object.values(ErrorCodes), ...Object.values(CriErrorCodes), ...Object.values(DnsErrorCodes), ...Object.values(ProxyErrorCodes)]),
+].sort();
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
