@@ -117,15 +117,21 @@ export function createDnsComponent(opts: DnsComponentOptions): DnsComponent {
     checkpointTimer.unref();
   }
 
-  async function flushCheckpoint(): Promise<void> {
+  /** The write in flight, so stop() waits for it (and a second write never races the first). */
+  let checkpointWrite: Promise<void> = Promise.resolve();
+
+  function flushCheckpoint(): Promise<void> {
     checkpointTimer = undefined;
-    if (!opts.checkpointDir || !checkpointDirty) return;
-    checkpointDirty = false;
-    try {
-      await writeCheckpoint(opts.checkpointDir, index.objects());
-    } catch (err) {
-      log.warn({ err }, 'dns checkpoint not written');
-    }
+    checkpointWrite = checkpointWrite.then(async () => {
+      if (!opts.checkpointDir || !checkpointDirty) return;
+      checkpointDirty = false;
+      try {
+        await writeCheckpoint(opts.checkpointDir, index.objects());
+      } catch (err) {
+        log.warn({ err }, 'dns checkpoint not written');
+      }
+    });
+    return checkpointWrite;
   }
 
   /** Drops objects that came from the checkpoint but are gone from the synced feed. */

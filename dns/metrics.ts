@@ -26,13 +26,14 @@ function labels(obj: Record<string, string>): string {
 }
 
 export function createDnsMetrics(server = 'dns://:53', zone = '.'): DnsMetrics {
-  const requests = new Map<string, number>();
+  /** proto → type name → count (no string built per request). */
+  const requests = new Map<string, Map<string, number>>();
   const responses = new Map<string, number>();
   const forwards = new Map<string, number>();
   const hist = new Map<string, { buckets: number[]; sum: number; count: number }>();
   const healthy = new Map<string, boolean>();
   let malformed = 0;
-  let hits = { success: 0, denial: 0 };
+  const hits = { success: 0, denial: 0 };
   let misses = 0;
   let prefetches = 0;
   let entries = 0;
@@ -40,11 +41,13 @@ export function createDnsMetrics(server = 'dns://:53', zone = '.'): DnsMetrics {
   return {
     request(type, proto) {
       const name = typeName(type);
-      inc(requests, `${proto}\u0000${KNOWN_TYPES.has(name) ? name : 'other'}`);
+      let byType = requests.get(proto);
+      if (!byType) requests.set(proto, (byType = new Map()));
+      inc(byType, KNOWN_TYPES.has(name) ? name : 'other');
     },
     response(rcode) { inc(responses, rcodeName(rcode)); },
     malformed() { malformed++; },
-    cacheHit(kind) { hits = { ...hits, [kind]: hits[kind] + 1 }; },
+    cacheHit(kind) { hits[kind]++; },
     cacheMiss() { misses++; },
     cacheSize(n) { entries = n; },
     prefetch() { prefetches++; },
@@ -60,9 +63,8 @@ export function createDnsMetrics(server = 'dns://:53', zone = '.'): DnsMetrics {
     render() {
       const out: string[] = [];
       out.push('# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.', '# TYPE coredns_dns_requests_total counter');
-      for (const [key, n] of requests) {
-        const [proto, type] = key.split('\u0000');
-        out.push(`coredns_dns_requests_total${labels({ server, zone, proto: proto!, family: '1', type: type! })} ${n}`);
+      for (const [proto, byType] of requests) {
+        for (const [type, n] of byType) out.push(`coredns_dns_requests_total${labels({ server, zone, proto, family: '1', type })} ${n}`);
       }
       out.push('# HELP coredns_dns_responses_total Counter of response status codes.', '# TYPE coredns_dns_responses_total counter');
       for (const [rcode, n] of responses) out.push(`coredns_dns_responses_total${labels({ server, zone, rcode })} ${n}`);

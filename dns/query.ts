@@ -26,20 +26,39 @@ export interface PacketHandlerOptions {
   responseCache?: { size: number; generation: () => number; now?: () => number };
 }
 
-interface CachedReply { bytes: Buffer; generation: number; expires: number; type: number; rcode: number }
+/**
+ * One remembered reply. The query bytes after the ID (`key`) and the reply bytes are kept as latin1
+ * strings: far smaller than a Buffer each (no ArrayBuffer and view objects), and a hit needs no
+ * allocation but the Buffer it sends. Entries with the same hash are chained.
+ */
+interface CachedReply { key: string; tcp: boolean; reply: string; generation: number; expires: number; type: number; rcode: number; next: CachedReply | undefined }
 
 export type Protocol = 'udp' | 'tcp';
 export type PacketHandler = (packet: Uint8Array, protocol: Protocol) => Buffer | undefined | Promise<Buffer | undefined>;
+
+/** FNV-1a of the packet after its ID: no string is built to look a query up. */
+function hashQuery(packet: Uint8Array, tcp: boolean): number {
+  let h = tcp ? 0x811c9dc5 ^ 0x5bd1e995 : 0x811c9dc5;
+  for (let i = 2; i < packet.length; i++) h = Math.imul(h ^ packet[i]!, 0x01000193);
+  return h & 0x3fffffff; // a small integer: a Map key that never needs a heap number
+}
+
+function sameQuery(e: CachedReply, packet: Uint8Array, tcp: boolean): boolean {
+  const key = e.key;
+  if (e.tcp !== tcp || key.length !== packet.length - 2) return false;
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== packet[i + 2]) return false;
+  return true;
+}
 
 const NO_OPTIONS = new Uint8Array(0);
 
 export function createPacketHandler(opts: PacketHandlerOptions): PacketHandler {
   const rc = opts.responseCache;
-  const replies = new Map<string, CachedReply>();
+  const replies = new Map<number, CachedReply>();
   const now = rc?.now ?? Date.now;
 
   function remember(packet: Uint8Array, protocol: Protocol, res: Message, out: Buffer | undefined): void {
-    if (!rc || !out || (res.rcode !== Rcode.NOERROR && res.rcode !== Rcode.NXDOMAIN)) return;
+    if (!rc || !out || packet.length > 512 || out.length > 4096 || (res.rcode !== Rcode.NOERROR && res.rcode !== Rcode.NXDOMAIN)) return;
     let expires = Infinity;
     if (!res.aa) {
       let ttl = 1;
@@ -49,23 +68,36 @@ export function createPacketHandler(opts: PacketHandlerOptions): PacketHandler {
       expires = now() + ttl * 1000;
     }
     if (replies.size >= rc.size) replies.clear();
-    replies.set(cacheKey(packet, protocol), { bytes: out, generation: rc.generation(), expires, type: res.questions[0]?.type ?? 0, rcode: res.rcode });
-  }
-
-  function cacheKey(packet: Uint8Array, protocol: Protocol): string {
-    return (protocol === 'tcp' ? 't' : 'u') + Buffer.from(packet.buffer, packet.byteOffset + 2, packet.length - 2).toString('latin1');
+    const tcp = protocol === 'tcp';
+    const h = hashQuery(packet, tcp);
+    let head = replies.get(h);
+    // Drop an older entry for the same query (and stale ones) from the chain.
+    let prev: CachedReply | undefined;
+    for (let e = head; e; e = e.next) {
+      if (sameQuery(e, packet, tcp)) {
+        if (prev) prev.next = e.next; else head = e.next;
+      } else prev = e;
+    }
+    const entry: CachedReply = {
+      key: Buffer.from(packet.buffer, packet.byteOffset + 2, packet.length - 2).toString('latin1'),
+      tcp, reply: out.toString('latin1'), generation: rc.generation(), expires, type: res.questions[0]?.type ?? 0, rcode: res.rcode, next: head,
+    };
+    replies.set(h, entry);
   }
 
   function cached(packet: Uint8Array, protocol: Protocol): Buffer | undefined {
     if (!rc || packet.length < 12 || packet.length > 512) return undefined;
-    const key = cacheKey(packet, protocol);
-    const hit = replies.get(key);
+    const tcp = protocol === 'tcp';
+    const h = hashQuery(packet, tcp);
+    let hit = replies.get(h);
+    while (hit && !sameQuery(hit, packet, tcp)) hit = hit.next;
     if (!hit) return undefined;
-    if (hit.generation !== rc.generation() || hit.expires <= now()) {
-      replies.delete(key);
+    if (hit.generation !== rc.generation() || (hit.expires !== Infinity && hit.expires <= now())) {
+      replies.delete(h); // the whole chain: rare, and it refills on the next misses
       return undefined;
     }
-    const out = Buffer.from(hit.bytes);
+    const out = Buffer.allocUnsafe(hit.reply.length);
+    out.write(hit.reply, 0, 'latin1');
     out[0] = packet[0]!;
     out[1] = packet[1]!;
     opts.metrics?.request(hit.type, protocol);

@@ -358,7 +358,7 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     if (e.kind === Kind.ExternalName) { e.ptrIPs = EMPTY; return; }
     const ips = endpointIPs(key);
     if (e.kind === Kind.ClusterIP) for (const ip of e.ips) if (!ips.includes(ip)) ips.push(ip);
-    e.ptrIPs = ips.length ? ips : EMPTY;
+    e.ptrIPs = ips.length ? ips.slice() : EMPTY; // exact size: it lives as long as the Service
     for (const ip of e.ptrIPs) ptrAdd(ip, e);
   }
 

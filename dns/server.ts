@@ -30,6 +30,11 @@ export interface DnsServer {
 
 const MAX_TCP_PENDING = 64;
 
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const kind = typeof family === 'number' ? family : (family as { family?: number } | undefined)?.family;
+  callback(null, address, kind === 6 || address.includes(':') ? 6 : 4);
+}
+
 export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const udp: dgram.Socket[] = [];
   const tcp: net.Server[] = [];
@@ -45,11 +50,15 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       opts.logger.error({ err, peer: `${rinfo.address}:${rinfo.port}` }, 'dns query failed');
       return;
     }
-    const send = (buf: Buffer | undefined) => {
+    if (out === undefined) return;
+    // Most answers are synchronous: send at once, no closure or promise per packet.
+    if (!(out instanceof Promise)) {
+      if (up) sock.send(out, rinfo.port, rinfo.address);
+      return;
+    }
+    out.then((buf) => {
       if (buf && up) sock.send(buf, rinfo.port, rinfo.address);
-    };
-    if (out instanceof Promise) out.then(send, () => {});
-    else send(out);
+    }, () => {});
   }
 
   function onTcp(conn: net.Socket): void {
@@ -100,7 +109,9 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   }
 
   async function listenUdp(address: string): Promise<dgram.Socket> {
-    const sock = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4' });
+    // Replies go to the sender's address, always an IP literal: resolve it synchronously instead of
+    // through dns.lookup, which costs a closure and a nextTick per packet.
+    const sock = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
       sock.bind(opts.port, address, () => {

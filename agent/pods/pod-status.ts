@@ -14,6 +14,8 @@ export interface StatusContext {
   hostIP: string;
   /** ISO time the pod was first seen by its worker. */
   startTime: string;
+  /** Current time (ms), for condition transition times. */
+  now: number;
   /** Start errors from the last sync (ErrImagePull, CreateContainerError…), by container name. */
   errors: Map<string, Waiting>;
   actions?: PodActions;
@@ -105,7 +107,7 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
 
   const sandbox = state.sandboxes[0];
   const podIP = isHostNetwork(pod) ? ctx.hostIP : (sandbox?.state === 'ready' ? sandbox.ip : '');
-  const now = iso(Date.now());
+  const now = iso(ctx.now);
   const allReady = ready === statuses.length && phase === 'Running';
   const cond = (type: string, ok: boolean): PodCondition => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
   const status: PodStatus = {

@@ -147,7 +147,7 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
   function reportStatus(state: RuntimePodState, actions: PodActions | undefined, errors: Map<string, Waiting>, isTerminated = false) {
     if (removed) return;
     const status = generatePodStatus(pod, state, {
-      runtimeName: deps.runtimeName(), hostIP: deps.hostIP, startTime, errors, actions, terminated: isTerminated,
+      runtimeName: deps.runtimeName(), hostIP: deps.hostIP, startTime, now: clock.now(), errors, actions, terminated: isTerminated,
     });
     statusManager.setPodStatus(pod, status);
   }

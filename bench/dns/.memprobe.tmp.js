@@ -30,3 +30,4 @@ const path = '/work/main/dist/';
   if (process.argv[3] === 'spaces') for (const s of v8.getHeapSpaceStatistics()) console.log('  ', s.space_name, mb(s.space_used_size), mb(s.physical_space_size));
   process.exit(0);
 })();
+process.on('exit', () => { const s = require('fs').readFileSync('/proc/self/status','utf8'); console.log(s.split('\n').filter(l => /RssAnon|RssFile|VmRSS/.test(l)).join(' ').replace(/\s+/g,' ')); });

@@ -1,7 +1,7 @@
 /**
  * A DNS-only keelson for the bench: the dns component started with N Services in a memory feed.
  * Usage: node dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services 5000 [--upstream ip:port]
- * Prints one JSON line when ready; on SIGUSR2 prints {"rssMB":…} (VmRSS of /proc/self/status).
+ * Prints one JSON line when ready; on SIGUSR2 prints the memory figures again (see memory()).
  */
 import fs from 'node:fs';
 import pino from 'pino';
@@ -15,9 +15,16 @@ function arg(name: string, def: string): string {
   return i === -1 ? def : process.argv[i + 1]!;
 }
 
-function rssMB(): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? Math.round(Number(m[1]) / 102.4) / 10 : -1;
+/** VmRSS split into private (anon) and file-backed pages (the node binary's code, shared), and V8's heap. */
+function memory(): Record<string, number> {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? -1);
+  const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+  const m = process.memoryUsage();
+  return {
+    rssMB: mb(kb('VmRSS') * 1024), anonMB: mb(kb('RssAnon') * 1024), fileMB: mb(kb('RssFile') * 1024),
+    heapUsedMB: mb(m.heapUsed), heapTotalMB: mb(m.heapTotal), externalMB: mb(m.external),
+  };
 }
 
 async function main(): Promise<void> {
@@ -34,8 +41,8 @@ async function main(): Promise<void> {
     logger: pino({ level: 'warn' }),
   });
   await dns.start();
-  process.stdout.write(JSON.stringify({ ready: true, ...dns.index.stats(), rssMB: rssMB() }) + '\n');
-  process.on('SIGUSR2', () => process.stdout.write(JSON.stringify({ rssMB: rssMB(), heapMB: Math.round(process.memoryUsage().heapUsed / 1e5) / 10 }) + '\n'));
+  process.stdout.write(JSON.stringify({ ready: true, ...dns.index.stats(), ...memory() }) + '\n');
+  process.on('SIGUSR2', () => process.stdout.write(JSON.stringify(memory()) + '\n'));
   const stop = () => void dns.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

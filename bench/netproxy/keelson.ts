@@ -56,6 +56,8 @@ async function main() {
   await proxy.start();
   await proxy.flush();
   const fullSyncMs = performance.now() - t0;
+  const health = proxy.health();
+  if (!health.healthy || nftCalls.length === 0) throw new Error(`the first full sync did not succeed: ${health.message ?? ''}`);
   const fullNftMs = nftCalls.reduce((a, c) => a + c.ms, 0);
   const fullBytes = nftCalls.reduce((a, c) => a + c.bytes, 0);
   // Let the runner's own first run (queued by start) finish, then time one periodic full sync.

@@ -29,9 +29,9 @@ interface Applied {
   count: number;
 }
 
-export const STATIC_MAPS = ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports', ...PROTOS.flatMap((p) => [endpointMap(false, p), endpointMap(true, p)])];
+export const STATIC_MAPS = ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports', 'firewall-ips', ...PROTOS.flatMap((p) => [endpointMap(false, p), endpointMap(true, p)])];
 export const STATIC_SETS = ['hairpin', 'nodeport-ips'];
-const BASE_CHAINS = ['nat-prerouting', 'nat-output', 'nat-postrouting', 'filter-input', 'filter-forward', 'filter-output', 'services', 'endpoints-check', 'reject-chain'];
+const BASE_CHAINS = ['nat-prerouting', 'nat-output', 'nat-postrouting', 'filter-prerouting', 'filter-input', 'filter-forward', 'filter-output', 'services', 'endpoints-check', 'reject-chain', 'firewall-check'];
 /** Elements per `add element` statement: big statements parse much faster than one per line. */
 const BATCH = 2000;
 

@@ -89,17 +89,20 @@ export function renderBase(f: NftFamily, ctx: RenderContext): string {
     // syncs, a new endpoint count) failed with "conflicting protocols specified: tcp vs. th".
     ...PROTOS.map((p) => `  map ${endpointMap(false, p)} {\n    typeof ${f} daddr . meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ${p} dport\n  }`),
     ...PROTOS.map((p) => `  map ${endpointMap(true, p)} {\n    typeof meta l4proto . th dport . numgen random mod 1 : ${f} daddr . ${p} dport\n  }`),
+    `  map firewall-ips {\n    type ${a} . inet_proto . inet_service : verdict\n  }`,
     `  set hairpin {\n    type ${a} . ${a}\n  }`,
     `  set nodeport-ips {\n    type ${a}\n  }`,
     `  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n  }`,
     `  chain nat-output {\n    type nat hook output priority -100; policy accept;\n  }`,
     `  chain nat-postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n  }`,
+    `  chain filter-prerouting {\n    type filter hook prerouting priority -110; policy accept;\n  }`,
     `  chain filter-input {\n    type filter hook input priority -110; policy accept;\n  }`,
     `  chain filter-forward {\n    type filter hook forward priority -110; policy accept;\n  }`,
     `  chain filter-output {\n    type filter hook output priority -110; policy accept;\n  }`,
     `  chain services {\n  }`,
     `  chain endpoints-check {\n  }`,
     `  chain reject-chain {\n  }`,
+    `  chain firewall-check {\n  }`,
     `}`,
   ].join('\n') + '\n' + baseRules(f, np, mark, nodePortAddrs);
 }
@@ -115,10 +118,17 @@ function baseRules(f: NftFamily, np: string, mark: string, nodePortAddrs: string
     ['filter-input', 'ct state new jump endpoints-check'],
     ['filter-forward', 'ct state new jump endpoints-check'],
     ['filter-output', 'ct state new jump endpoints-check'],
+    // loadBalancerSourceRanges, checked before DNAT rewrites the LoadBalancer IP.
+    ['filter-prerouting', 'ct state new jump firewall-check'],
+    ['filter-output', 'ct state new jump firewall-check'],
+    ['firewall-check', `${f} daddr . meta l4proto . th dport vmap @firewall-ips`],
     ['services', `${f} daddr . meta l4proto . th dport vmap @service-ips`],
     ['services', `${np} meta l4proto . th dport vmap @service-nodeports`],
     ['endpoints-check', `${f} daddr . meta l4proto . th dport vmap @no-endpoint-services`],
     ['endpoints-check', `${np} meta l4proto . th dport vmap @no-endpoint-nodeports`],
+    // TCP gets a reset: the ICMP port-unreachable of a plain `reject` is rate-limited per client
+    // host (net.ipv4.icmp_ratelimit), so forwarded clients that retry saw timeouts, not refusals.
+    ['reject-chain', 'meta l4proto tcp reject with tcp reset'],
     ['reject-chain', 'reject'],
   ];
   const lines = rules.map(([c, r]) => `add rule ${t} ${c} ${r}`);
@@ -155,13 +165,29 @@ function masqRules(f: NftFamily, kind: Kind, ctx: RenderContext): string[] {
   return [`${f} saddr != { ${cidrs.join(', ')} } ${markMasq(config)}`];
 }
 
-function pickChain(f: NftFamily, kind: Kind, nodePort: boolean, proto: NftProto, count: number, ctx: RenderContext): NftChain {
-  const name = `${nodePort ? 'nodeport-' : ''}${kind}-${proto}-${count}`;
+/** Where the cluster endpoints of an externalTrafficPolicy: Local frontend sit in its endpoint map. */
+export const SHORT_CIRCUIT_OFFSET = 65536;
+
+/**
+ * The shared chain that picks one of `count` endpoints. For externalTrafficPolicy: Local frontends
+ * (`local`), `cluster` > 0 adds kube-proxy's short-circuit: traffic from pods (clusterCIDR) and
+ * from the node itself is cluster traffic and may reach any of the Service's `cluster` endpoints,
+ * stored at SHORT_CIRCUIT_OFFSET in the same map; `count` 0 drops what is left.
+ */
+function pickChain(f: NftFamily, kind: Kind, nodePort: boolean, proto: NftProto, count: number, ctx: RenderContext, cluster = 0): NftChain {
+  const name = `${nodePort ? 'nodeport-' : ''}${kind}-${proto}-${count}${cluster ? `-${cluster}` : ''}`;
   const key = nodePort ? 'meta l4proto . th dport' : `${f} daddr . meta l4proto . th dport`;
-  return {
-    name: `${f} ${name}`,
-    rules: [...masqRules(f, kind, ctx), `meta l4proto ${proto} dnat ${f} to ${key} . numgen random mod ${count} map @${endpointMap(nodePort, proto)}`],
-  };
+  const map = endpointMap(nodePort, proto);
+  const pick = (n: number, offset = 0) => `meta l4proto ${proto} dnat ${f} to ${key} . numgen random mod ${n}${offset ? ` offset ${offset}` : ''} map @${map}`;
+  const rules: string[] = [];
+  if (cluster > 0) {
+    const cidrs = ofFamily(ctx.config.clusterCIDR, f === 'ip' ? 4 : 6);
+    const podMasq = ctx.config.masqueradeAll ? ` ${markMasq(ctx.config)}` : '';
+    if (cidrs.length) rules.push(`${f} saddr { ${cidrs.join(', ')} }${podMasq} ${pick(cluster, SHORT_CIRCUIT_OFFSET)}`);
+    rules.push(`fib saddr type local ${markMasq(ctx.config)}`, `fib saddr type local ${pick(cluster, SHORT_CIRCUIT_OFFSET)}`);
+  } else rules.push(...masqRules(f, kind, ctx));
+  rules.push(count > 0 ? pick(count) : 'drop');
+  return { name: `${f} ${name}`, rules };
 }
 
 export function shortHash(text: string): string {
@@ -201,24 +227,35 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
     }
   }
 
+  // An externalTrafficPolicy: Local frontend still serves pods and the node from every cluster
+  // endpoint (kube-proxy's short-circuit), unless internalTrafficPolicy is Local too.
+  const shortCircuit = sp.externalPolicyLocal && !sp.internalPolicyLocal && sp.internal.verdict === 'forward' ? sp.internal.endpoints : [];
+
   /** Returns the verdict for a frontend, adding the chains it needs. */
   const target = (kind: Kind, nodePort: boolean, eps: EndpointAddress[]): string => {
     if (affinity !== undefined) {
       const name = `${f} affinity-${h}-${kind}`;
       if (!frag.chains.some((c) => c.name === name)) {
         const vmap = eps.map((ep, i) => `${i} : goto ${epChain(ep).slice(f.length + 1)}`).join(', ');
+        const cidrs = ofFamily(ctx.config.clusterCIDR, f === 'ip' ? 4 : 6);
+        const toCluster = `goto affinity-${h}-cluster`;
+        const short =
+          kind === 'local' && shortCircuit.length
+            ? [...(cidrs.length ? [`${f} saddr { ${cidrs.join(', ')} } ${toCluster}`] : []), `fib saddr type local ${markMasq(ctx.config)}`, `fib saddr type local ${toCluster}`]
+            : masqRules(f, kind, ctx);
         frag.chains.push({
           name,
           rules: [
-            ...masqRules(f, kind, ctx),
-            `meta l4proto { tcp, udp, sctp } dnat ${f} to ${f} saddr map @${affinityMap}`,
-            `numgen random mod ${eps.length} vmap { ${vmap} }`,
+            ...short,
+            ...(eps.length
+              ? [`meta l4proto { tcp, udp, sctp } dnat ${f} to ${f} saddr map @${affinityMap}`, `numgen random mod ${eps.length} vmap { ${vmap} }`]
+              : ['drop']),
           ],
         });
       }
       return `goto ${name.slice(f.length + 1)}`;
     }
-    const chain = pickChain(f, kind, nodePort, proto, eps.length, ctx);
+    const chain = pickChain(f, kind, nodePort, proto, eps.length, ctx, kind === 'local' ? shortCircuit.length : 0);
     if (!frag.sharedChains.some((c) => c.name === chain.name)) frag.sharedChains.push(chain);
     return `goto ${chain.name.slice(f.length + 1)}`;
   };
@@ -231,23 +268,34 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
     if (affinity === undefined) sp.internal.endpoints.forEach((ep, i) => el(endpointMap(false, proto), `${cipKey} . ${i}`, `${ep.ip} . ${ep.port}`));
   } else el('no-endpoint-services', cipKey, noEndpoints(sp.internal.verdict));
 
-  // externalIPs and LoadBalancer ingress IPs.
+  // externalIPs, LoadBalancer ingress IPs and the NodePort share one way of handling traffic.
   const extKind: Kind = sp.externalPolicyLocal ? 'local' : 'external';
+  const external = (map: string, epMap: string, noEpMap: string, key: string, nodePort: boolean) => {
+    const eps = sp.external.verdict === 'forward' ? sp.external.endpoints : [];
+    if (eps.length === 0 && shortCircuit.length === 0) {
+      el(noEpMap, key, noEndpoints(sp.external.verdict as 'reject' | 'drop'));
+      return;
+    }
+    el(map, key, target(extKind, nodePort, eps));
+    if (affinity !== undefined) return;
+    eps.forEach((ep, i) => el(epMap, `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
+    shortCircuit.forEach((ep, i) => el(epMap, `${key} . ${SHORT_CIRCUIT_OFFSET + i}`, `${ep.ip} . ${ep.port}`));
+  };
   for (const ip of uniq([...sp.externalIPs, ...sp.loadBalancerIPs])) {
-    const key = `${ip} . ${proto} . ${sp.port}`;
-    if (sp.external.verdict === 'forward') {
-      el('service-ips', key, target(extKind, false, sp.external.endpoints));
-      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el(endpointMap(false, proto), `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
-    } else el('no-endpoint-services', key, noEndpoints(sp.external.verdict));
+    external('service-ips', endpointMap(false, proto), 'no-endpoint-services', `${ip} . ${proto} . ${sp.port}`, false);
   }
+  if (sp.nodePort !== undefined) external('service-nodeports', endpointMap(true, proto), 'no-endpoint-nodeports', `${proto} . ${sp.nodePort}`, true);
 
-  // NodePort.
-  if (sp.nodePort !== undefined) {
-    const key = `${proto} . ${sp.nodePort}`;
-    if (sp.external.verdict === 'forward') {
-      el('service-nodeports', key, target(extKind, true, sp.external.endpoints));
-      if (affinity === undefined) sp.external.endpoints.forEach((ep, i) => el(endpointMap(true, proto), `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
-    } else el('no-endpoint-nodeports', key, noEndpoints(sp.external.verdict));
+  // loadBalancerSourceRanges: a firewall chain of the Service's own, entered for its LoadBalancer IPs.
+  const ranges = sp.loadBalancerSourceRanges ?? [];
+  if (ranges.length && sp.loadBalancerIPs.length) {
+    const name = `firewall-${h}`;
+    // Traffic a cloud load balancer hairpins back with its own IP as source stays allowed when the
+    // node itself is inside the ranges (as kube-proxy does).
+    const nodeInside = ctx.nodeIPs.some((ip) => ranges.some((c) => cidrContainsSafe(c, ip)));
+    const allowed = uniq([...ranges, ...(nodeInside ? sp.loadBalancerIPs : [])]);
+    frag.chains.push({ name: `${f} ${name}`, rules: [`${f} saddr != { ${allowed.join(', ')} } drop`] });
+    for (const ip of uniq(sp.loadBalancerIPs)) el('firewall-ips', `${ip} . ${proto} . ${sp.port}`, `goto ${name}`);
   }
 
   for (const ep of allEndpoints) el('hairpin', `${ep.ip} . ${ep.ip}`);

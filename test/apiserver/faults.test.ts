@@ -94,6 +94,16 @@ test('stallWatches with includeNew holds new watches too, headers included, unti
   api.faults.resumeWatches();
 });
 
+test('expireWatches ends open watches with an ERROR 410 Expired event', async (t) => {
+  const api = await server(t);
+  const w = watch(api, `/api/v1/pods?watch=1&resourceVersion=${api.currentResourceVersion()}`);
+  await w.status;
+  t.is(api.faults.expireWatches(), 1);
+  t.is(await w.ended, 'end');
+  t.is(w.events.length, 1);
+  t.like(w.events[0], { type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } });
+});
+
 test('failNext returns Status errors for the next n matching requests', async (t) => {
   const api = await server(t);
   api.faults.failNext(2, 503, { path: '/api/v1/pods' });

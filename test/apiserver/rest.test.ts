@@ -99,7 +99,7 @@ test('generation increases on spec changes only', async (t) => {
   t.is(changed.body.metadata.generation, 2);
 });
 
-test('status subresource: /status changes only status; the main resource ignores status', async (t) => {
+test('status subresource: /status never changes spec; the main resource ignores status', async (t) => {
   const created = await call(api, 'POST', '/api/v1/nodes', { body: { metadata: { name: 'status-node' }, spec: { podCIDR: '10.244.1.0/24' }, status: { capacity: { pods: '10' } } } });
   t.is(created.status, 201);
   const viaMain = await call(api, 'PUT', '/api/v1/nodes/status-node', {
@@ -112,7 +112,7 @@ test('status subresource: /status changes only status; the main resource ignores
   });
   t.is(viaStatus.status, 200);
   t.deepEqual(viaStatus.body.status, { conditions: [{ type: 'Ready', status: 'True' }] });
-  t.deepEqual(viaStatus.body.metadata.labels, { a: 'b' }, 'labels ignored on /status');
+  t.deepEqual(viaStatus.body.metadata.labels, { a: 'changed' }, 'metadata may change through /status, as upstream');
   t.is(viaStatus.body.spec.podCIDR, '10.244.1.0/24', 'spec ignored on /status');
   const patched = await call(api, 'PATCH', '/api/v1/nodes/status-node/status', { body: { spec: { unschedulable: true }, status: { phase: 'x' } }, contentType: MERGE });
   t.is(patched.body.spec.unschedulable, undefined);

@@ -72,7 +72,7 @@ test('nftables: deleting a service and its endpoints removes every element and u
   all += p.transaction.text;
   const tracer = createNftTracer(all, { nodeIPs });
   for (const [name, m] of tracer.tables.get('ip')!.elements) t.is(m.size, 0, `map ${name} still has elements`);
-  t.deepEqual([...tracer.tables.get('ip')!.chains.keys()].sort(), ['endpoints-check', 'filter-forward', 'filter-input', 'filter-output', 'nat-output', 'nat-postrouting', 'nat-prerouting', 'reject-chain', 'services']);
+  t.deepEqual([...tracer.tables.get('ip')!.chains.keys()].sort(), ['endpoints-check', 'filter-forward', 'filter-input', 'filter-output', 'filter-prerouting', 'firewall-check', 'nat-output', 'nat-postrouting', 'nat-prerouting', 'reject-chain', 'services']);
 });
 
 test('nftables: a periodic full sync re-declares everything without deleting the table', (t) => {

@@ -132,7 +132,7 @@ export function defaultService(svc: Obj, alloc: Allocators): void {
       else p.nodePort = alloc.nodePort();
     }
   }
-  svc.status ??= { loadBalancer: {} };
+  svc.status = { loadBalancer: {} }; // status is reset on create, as the service strategy does
 }
 
 export function releaseService(svc: Obj, alloc: Allocators): void {

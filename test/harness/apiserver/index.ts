@@ -18,6 +18,7 @@
  *                                             // { includeNew: true }: new ones too, not even headers
  *   api.faults.failNext(3, 503, { path: '/api/v1/pods' });
  *   api.faults.compact();                     // older versions now get 410 Expired
+ *   api.faults.expireWatches();               // open watches get an ERROR 410 event and end
  *   api.faults.setLatency(100);
  *   await api.restart();                      // same port, same state ({ loseState: true } to reset)
  *   api.sendBookmark();                       // a BOOKMARK now on every watch that allows them
@@ -134,6 +135,8 @@ export interface TestApiserverFaults {
   /** Open watches go silent for ms (or until resumeWatches); with { includeNew: true } new ones too. */
   stallWatches(ms: number | 'forever', options?: { includeNew?: boolean }): number;
   resumeWatches(): void;
+  /** Ends every open watch with an ERROR event (410 Expired), as when a watcher falls too far behind. */
+  expireWatches(): number;
   failNext(n: number, code?: number, options?: FailOptions): void;
   compact(): void;
   setLatency(ms: number): void;
@@ -356,6 +359,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
     dropWatches: () => hub.drop(),
     stallWatches: (ms, opts) => hub.stall(ms, opts?.includeNew),
     resumeWatches: () => hub.resume(),
+    expireWatches: () => hub.expire(),
     failNext: (n, code = 500, opts) => faults.failNext(n, code, opts),
     compact: () => store.compact(),
     setLatency: (ms) => faults.setLatency(ms),

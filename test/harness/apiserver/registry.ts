@@ -61,6 +61,12 @@ export function nowTimestamp(ms = Date.now()): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
+/** pods/status never touches ownerReferences (old kubelets corrupted them). */
+function keepOwnerReferences(next: Obj, old: Obj): void {
+  if (old.metadata.ownerReferences === undefined) delete next.metadata.ownerReferences;
+  else next.metadata.ownerReferences = old.metadata.ownerReferences;
+}
+
 function stripTypeMeta(obj: Obj): Obj {
   const { kind: _k, apiVersion: _a, ...rest } = obj;
   return rest;
@@ -294,10 +300,12 @@ export function createRegistry(store: Store): Registry {
     }
     let next: Obj;
     if (subresource === 'status') {
-      next = { ...old, status: body.status };
+      // Status strategies reset spec (everything but metadata and status); metadata may change.
+      next = { ...old, metadata: body.metadata, status: body.status };
       if (body.status === undefined) delete next.status;
+      if (def.kind === 'Pod') keepOwnerReferences(next, old);
     } else if (subresource === 'approval') {
-      next = { ...old, status: { ...(old.status ?? {}), conditions: body.status?.conditions ?? [] } };
+      next = { ...old, metadata: body.metadata, status: { ...(old.status ?? {}), conditions: body.status?.conditions ?? [] } };
     } else {
       next = withTypeMeta(def, body);
       if (hasStatusSubresource(def)) {

@@ -97,8 +97,7 @@ export function parseLabelSelector(selector: string | undefined | null): Matcher
 export function fieldValue(obj: Record<string, unknown>, path: string): string {
   let cur: unknown = obj;
   for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object') return '';
-    cur = (cur as Record<string, unknown>)[part];
+    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
   }
   if (cur === undefined || cur === null) {
     // Boolean fields absent read as "false", as upstream field sets are built from typed structs.

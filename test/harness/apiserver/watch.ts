@@ -57,6 +57,8 @@ export interface WatchHub {
    */
   stall(ms: number | 'forever', includeNew?: boolean): number;
   resume(): void;
+  /** Ends every open watch with an ERROR 410 Expired event (a watcher that fell out of the window). */
+  expire(): number;
   list(): WatchInfo[];
   closeAll(): void;
 }
@@ -261,6 +263,17 @@ export function createWatchHub(store: Store, options: { bookmarkIntervalMs: numb
         if (w.stallTimer) clearTimeout(w.stallTimer);
         unstall(w);
       }
+    },
+    expire() {
+      const all = [...watchers];
+      for (const w of all) {
+        if (w.stallTimer) clearTimeout(w.stallTimer);
+        event(w, 'ERROR', errors.gone(`too old resource version: ${store.compactedRv()} (${store.currentRv()})`).toStatus());
+        w.stalled = false;
+        for (const line of w.queue.splice(0)) w.res.write(line);
+        close(w, 'end');
+      }
+      return all.length;
     },
     list: () => [...watchers].map(({ id, resource, namespace, user, stalled, startedAt }) => ({ id, resource, namespace, user, stalled, startedAt })),
     closeAll() {

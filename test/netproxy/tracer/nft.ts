@@ -162,7 +162,12 @@ export function createNftTracer(text: string, options: { nodeIPs: string[] }): T
       }
       if (eat(/^(ip6?) (daddr|saddr) != \{ ([^}]+) \}/)) {
         const addr = m![2] === 'daddr' ? s.dst : s.pkt.src;
-        if (m![3]!.split(', ').some((c) => cidrContains(c, addr))) return miss;
+        if (m![3]!.split(', ').some((c) => (c.includes('/') ? cidrContains(c, addr) : c === addr))) return miss;
+        continue;
+      }
+      if (eat(/^(ip6?) (daddr|saddr) \{ ([^}]+) \}/)) {
+        const addr = m![2] === 'daddr' ? s.dst : s.pkt.src;
+        if (!m![3]!.split(', ').some((c) => (c.includes('/') ? cidrContains(c, addr) : c === addr))) return miss;
         continue;
       }
       if (eat(/^(ip6?) (daddr|saddr) != (\S+)/)) {
@@ -213,12 +218,13 @@ export function createNftTracer(text: string, options: { nodeIPs: string[] }): T
         const [ip, port] = hit.split(' . ');
         return [{ kind: 'accept', state: { ...s, dst: ip!, port: Number(port), dnat: true } }];
       }
-      if (eat(/^dnat (ip6?) to (.+) \. numgen random mod (\d+) map @(\S+)/)) {
+      if (eat(/^dnat (ip6?) to (.+) \. numgen random mod (\d+)(?: offset (\d+))? map @(\S+)/)) {
         const key = lookupKey(fam, m![2]!, s);
-        const map = t.elements.get(m![4]!)!;
+        const map = t.elements.get(m![5]!)!;
+        const offset = Number(m![4] ?? 0);
         const out: Result[] = [];
         for (let i = 0; i < Number(m![3]); i++) {
-          const v = map.get(`${key} . ${i}`);
+          const v = map.get(`${key} . ${offset + i}`);
           if (!v) continue; // no element: the rule does not match for this draw (packet falls through)
           const [ip, port] = v.split(' . ');
           out.push({ kind: 'accept', state: { ...s, dst: ip!, port: Number(port), dnat: true } });
@@ -240,6 +246,7 @@ export function createNftTracer(text: string, options: { nodeIPs: string[] }): T
         if (v === undefined) return miss;
         return verdictOf(t, fam, v, s, depth);
       }
+      if (eat(/^reject with tcp reset$/)) return verdictOf(t, fam, 'reject', s, depth);
       if (eat(/^(jump|goto) (\S+)$/) || eat(/^(return|drop|accept|reject)$/)) {
         return verdictOf(t, fam, m![0]!, s, depth);
       }
@@ -274,7 +281,7 @@ export function createNftTracer(text: string, options: { nodeIPs: string[] }): T
       if (!t) return [{ verdict: 'accept', masquerade: false }];
       const outcomes: Outcome[] = [];
       // Hooks in kernel order; filter chains at -110 run before nat at -100 on OUTPUT.
-      const order: [string, string][] = pkt.fromNode ? [['filter', 'output'], ['nat', 'output']] : [['nat', 'prerouting']];
+      const order: [string, string][] = pkt.fromNode ? [['filter', 'output'], ['nat', 'output']] : [['filter', 'prerouting'], ['nat', 'prerouting']];
       let live = [init];
       for (const [type, hook] of order) {
         const r = runHook(t, fam, type, hook, live);

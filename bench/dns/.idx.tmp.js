@@ -1,0 +1,12 @@
+const { benchServices, toObjects } = require('/work/main/dist/bench/dns/objects');
+const { createZoneIndex } = require('/work/main/dist/dns/records');
+const mb = () => { global.gc(); return (process.memoryUsage().heapUsed / 1048576).toFixed(2); };
+const o = toObjects(benchServices(5000));
+const base = mb();
+const idx = createZoneIndex('cluster.local');
+for (const s of o.services) idx.upsertService(s);
+const a = mb();
+for (const s of o.slices) idx.upsertSlice(s);
+const b = mb();
+console.log('objects', base, 'services+', (a - base).toFixed(2), 'slices+', (b - a).toFixed(2), idx.stats());
+global.keep = [o, idx];
