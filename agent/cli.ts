@@ -16,6 +16,7 @@ Commands:
   run       run the node agent (kubelet, proxy, dns) in the foreground
   status    show what the running agent is doing (reads --root-dir)
   cleanup   remove every rule, chain, table and set the service proxy created (--mode, default all)
+  doctor    check the host (runtime, CNI, cgroups, ports, clock, certificates, DNS loops, disk) and say how to fix it
   version   print the version
 
 Flags for run:
@@ -68,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     return command ? 0 : 2;
   }
   if (command === 'join') return (await import('./join/index.js')).joinCommand(rest);
+  if (command === 'doctor') return (await import('./doctor/index.js')).doctorCommand(rest);
   if (command === 'rbac') {
     process.stdout.write((await import('./node/rbac.js')).rbacManifest());
     return 0;

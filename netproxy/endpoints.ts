@@ -81,7 +81,13 @@ function topologyFilter(eps: Endpoint[], spec: ServicePortSpec, nodeZone: string
   return inZone.length ? inZone : eps;
 }
 
-const addr = (e: Endpoint): EndpointAddress => ({ ip: e.ip, port: e.port });
+/** One address object per endpoint, shared by the internal, external and serving lists. */
+const addresses = new WeakMap<Endpoint, EndpointAddress>();
+function addr(e: Endpoint): EndpointAddress {
+  let a = addresses.get(e);
+  if (!a) addresses.set(e, (a = { ip: e.ip, port: e.port }));
+  return a;
+}
 
 export function categorizeEndpoints(eps: Endpoint[], spec: ServicePortSpec, nodeZone: string | undefined): CategorizedEndpoints {
   const cluster = topologyFilter(usable(eps), spec, nodeZone);

@@ -5,6 +5,7 @@
  * sha256 of its public key, then read cluster-info again over TLS verified with that CA and
  * require the same document (so a man in the middle of the first read gains nothing).
  */
+import { load } from 'js-yaml';
 import type { Logger } from 'pino';
 import type { ConfigMap } from 'kubernetes-types/core/v1';
 import { ErrorCodes, KeelsonError, errorMessage, isKeelsonError } from '../errors';
@@ -52,7 +53,7 @@ function invalidClusterInfo(reason: string): KeelsonError {
 function parseClusterInfoKubeconfig(text: string): ClusterInfoCluster {
   let doc: unknown;
   try {
-    doc = text.trimStart().startsWith('{') ? JSON.parse(text) : (require('yaml') as typeof import('yaml')).parse(text);
+    doc = text.trimStart().startsWith('{') ? JSON.parse(text) : load(text);
   } catch (err) {
     throw invalidClusterInfo(`its kubeconfig is not YAML: ${errorMessage(err)}`);
   }

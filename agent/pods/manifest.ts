@@ -4,7 +4,7 @@
  * the API defaults kubelet relies on. Problems name the field (`spec.containers[1].image`) so the
  * operator can fix the file; one bad document never hides the good ones beside it.
  */
-import { parseAllDocuments } from 'yaml';
+import { CORE_SCHEMA, loadAll, YAMLException } from 'js-yaml';
 import type { Container, Pod } from 'kubernetes-types/core/v1';
 import { bytes, milliCpu } from './quantity';
 
@@ -290,18 +290,16 @@ function isList(value: unknown): value is { kind: string; items: unknown[] } {
 
 /** Parses a manifest file's text: YAML (several `---` documents allowed), JSON, or a v1 List. */
 export function parseManifest(text: string): ParsedManifest {
-  const yamlDocs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
-  const list = Array.isArray(yamlDocs) ? yamlDocs : [];
-  for (const d of list) {
-    const err = d.errors[0];
-    if (err) {
-      const where = err.linePos ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : 'document';
-      return { documents: [], fileError: { field: where, message: `YAML syntax error: ${err.message.split('\n')[0]}` } };
-    }
+  let values: unknown[];
+  try {
+    values = loadAll(text, undefined, { schema: CORE_SCHEMA });
+  } catch (err) {
+    if (!(err instanceof YAMLException)) throw err;
+    const where = err.mark ? `line ${err.mark.line + 1}, column ${err.mark.column + 1}` : 'document';
+    return { documents: [], fileError: { field: where, message: `YAML syntax error: ${err.reason || err.message.split('\n')[0]}` } };
   }
   const raws: unknown[] = [];
-  for (const d of list) {
-    const value: unknown = d.toJS({ maxAliasCount: 100 });
+  for (const value of values) {
     if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
     if (isList(value)) raws.push(...value.items);
     else raws.push(value);

@@ -12,8 +12,9 @@ import { FAMILIES, PROTOS, TABLE, endpointMap, renderBase, renderFragment, split
  * The Services that want one map or set element: several may claim the same element (a shared
  * endpoint's hairpin entry, two Services on one external IP and port); the first claim's value is
  * the one in the kernel. A claim is `owner\0value`; one claim is stored bare, several as a list.
+ * Set elements (no value, e.g. the many hairpin pairs) only keep a count of their claimants.
  */
-type Claims = string | string[];
+type Claims = string | string[] | number;
 
 interface Applied {
   /** The port states each Service was rendered from (shared with the desired state, not copies). */
@@ -47,13 +48,18 @@ function emptyApplied(): Applied {
 
 const claimValue = (c: string) => c.slice(c.indexOf('\0') + 1);
 const effective = (claims: Claims | undefined): string | undefined =>
-  claims === undefined ? undefined : claimValue(typeof claims === 'string' ? claims : claims[0]!);
+  claims === undefined ? undefined : typeof claims === 'number' ? '' : claimValue(typeof claims === 'string' ? claims : claims[0]!);
 
 /** Adds a claim; returns true when the element is new. */
 function claim(index: Map<string, Claims>, key: string, owner: string, value: string): boolean {
-  const c = `${owner}\0${value}`;
   const had = index.get(key);
+  if (value === '' && (had === undefined || typeof had === 'number')) {
+    index.set(key, (had ?? 0) + 1);
+    return had === undefined;
+  }
+  const c = `${owner}\0${value}`;
   if (had === undefined) index.set(key, c);
+  else if (typeof had === 'number') throw new Error(`element ${key} claimed both as a set and a map element`);
   else if (typeof had === 'string') index.set(key, [had, c]);
   else had.push(c);
   return had === undefined;
@@ -62,6 +68,11 @@ function claim(index: Map<string, Claims>, key: string, owner: string, value: st
 function unclaim(index: Map<string, Claims>, key: string, owner: string): void {
   const had = index.get(key);
   if (had === undefined) return;
+  if (typeof had === 'number') {
+    if (had <= 1) index.delete(key);
+    else index.set(key, had - 1);
+    return;
+  }
   const mine = (c: string) => c.startsWith(`${owner}\0`);
   if (typeof had === 'string') {
     if (mine(had)) index.delete(key);

@@ -141,8 +141,6 @@ function cacheRoot(options: SystemdContainerOptions): string {
 
 /** Prepares the tree for running as a container (inside the locked build, before it is published). */
 const PREPARE_SCRIPT = `
-set -e
-r="$1"
 # Units that make no sense in a container without consoles or udev.
 for u in getty@tty1.service serial-getty@ttyS0.service console-getty.service systemd-udevd.service \\
          systemd-udev-trigger.service systemd-networkd-wait-online.service apt-daily.timer \\
@@ -176,7 +174,8 @@ set -e
 [ -e ${JSON.stringify(marker)} ] && exit 0
 rm -rf ${JSON.stringify(tmp)}
 debootstrap --variant=minbase --include=${packages.join(',')} ${DEBIAN_SUITE} ${JSON.stringify(tmp)} ${JSON.stringify(mirror)}
-sh -c ${JSON.stringify(PREPARE_SCRIPT)} prepare ${JSON.stringify(tmp)}
+r=${JSON.stringify(tmp)}
+${PREPARE_SCRIPT}
 touch ${JSON.stringify(path.join(tmp, '.keelson-rootfs-complete'))}
 rm -rf ${JSON.stringify(dir)}
 mv ${JSON.stringify(tmp)} ${JSON.stringify(dir)}

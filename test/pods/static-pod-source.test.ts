@@ -53,7 +53,7 @@ test('source: delivers the set on start and after add, change and remove; logs b
   const dir = await tempDir(t);
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
-  const source = createStaticPodSource({ staticPodPath: dir, nodeName: 'n1', logger, clock: realClock, debounceMs: 20, rescanMs: 60_000 });
+  const source = createStaticPodSource({ staticPodPath: dir, nodeName: 'n1', logger, clock: realClock, debounceMs: 20, rescanMs: 1500 });
   t.teardown(() => source.stop());
   const sets: Pod[][] = [];
   let notify: (() => void) | undefined;
