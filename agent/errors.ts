@@ -27,6 +27,11 @@ export const ErrorCodes = {
   CSR_TIMEOUT: 'KEELSON_ERR_CSR_TIMEOUT',
   PERMISSION_MISSING: 'KEELSON_ERR_PERMISSION_MISSING',
   NODE_REGISTRATION_FAILED: 'KEELSON_ERR_NODE_REGISTRATION_FAILED',
+  // kubelet API (agent/server)
+  KUBELET_API_LISTEN: 'KEELSON_ERR_KUBELET_API_LISTEN',
+  // pod spec features (agent/pods: env, volumes, image pull secrets)
+  POD_DATA_UNAVAILABLE: 'KEELSON_ERR_POD_DATA_UNAVAILABLE',
+  VOLUME_SETUP_FAILED: 'KEELSON_ERR_VOLUME_SETUP_FAILED',
 } as const;
 
 /** Every code keelson reports, the daemon's own and those of cri/, dns/ and netproxy/. */

@@ -18,8 +18,16 @@ import type { InformerFactory } from './kube/informer-factory';
 import { detectNodeIP } from './node-ip';
 import { writeDaemonState, type DaemonState, type PodStatusView } from './state-file';
 import { keelsonVersion } from './version';
+import { createNotifier } from '../systemd/notify';
 
 const STATE_WRITE_INTERVAL_MS = 2000;
+
+/** One line for systemd's STATUS= (`systemctl status keelson`): what runs, and what is unhealthy. */
+export function serviceStatusLine(health: ComponentHealth[]): string {
+  const bad = health.filter((h) => !h.healthy);
+  if (!bad.length) return `running: ${health.map((h) => h.name).join(', ') || 'no components'} healthy`;
+  return `running; unhealthy: ${bad.map((h) => `${h.name}${h.message ? ` (${h.message})` : ''}`).join('; ')}`;
+}
 
 /** Parses the proxy and dns sections; a problem fails start-up naming file and field. */
 export function componentConfigs(config: KeelsonConfig) {
@@ -76,6 +84,10 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     process.stderr.write(`keelson: ${errorMessage(err)}\n`);
     return 1;
   }
+  // sd_notify under systemd (Type=notify): STATUS while starting, READY once serving, watchdog pings.
+  const notifier = createNotifier({ logger });
+  const stopWatchdog = notifier.startWatchdog();
+  void notifier.status(`starting ${config.components.join(', ')}`);
   mkdirSync(config.rootDir, { recursive: true, mode: 0o755 });
   const mode: DaemonState['mode'] = config.kubeconfig ? 'cluster' : 'standalone';
   const nodeIP = config.nodeIP ?? detectNodeIP();
@@ -113,6 +125,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     const { createInformerFactory } = await import('./kube/informer-factory.js');
     const { loadKubeconfig } = await import('./kube/kubeconfig.js');
     const kubeconfig = loadKubeconfig(config.kubeconfig!);
+    void notifier.status(`connecting to apiserver ${kubeconfig.server}`);
     const client = createKubeClient(kubeconfig, { logger: rootLogger.child({ component: 'kube' }), userAgent: `keelson/${keelsonVersion()} (${config.nodeName})` });
     informers = createInformerFactory({ client, logger: rootLogger.child({ component: 'kube' }) });
     // Node registration, Lease heartbeat, node status and client certificate rotation (agent/node).
@@ -189,6 +202,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     'keelson starting',
   );
 
+  void notifier.status(`starting ${components.map((c) => c.name).join(', ') || 'no components'}`);
   const startErrors = new Map<string, string>();
   await Promise.all(
     components.map(async (c) => {
@@ -225,17 +239,31 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     }
   };
   writeState();
-  const stateTimer = setInterval(() => writeState(), STATE_WRITE_INTERVAL_MS);
+  let statusLine = '';
+  const reportStatus = () => {
+    const line = serviceStatusLine(health());
+    if (line !== statusLine) void notifier.status(line);
+    statusLine = line;
+  };
+  const stateTimer = setInterval(() => {
+    writeState();
+    reportStatus();
+  }, STATE_WRITE_INTERVAL_MS);
   const healthz = config.components.includes('kubelet')
     ? listenHealthz(config.kubelet.healthzBindAddress, config.kubelet.healthzPort, () => !kubelet || kubelet.health().healthy, logger)
     : undefined;
   logger.info({ pid: process.pid }, 'keelson running');
+  // Ready once every loop runs, even with the runtime or the apiserver down (as upstream kubelet):
+  // those show in health, STATUS= and the node's conditions, and systemd must not time the start out.
+  statusLine = serviceStatusLine(health());
+  void notifier.ready(statusLine);
 
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   logger.info({ signal }, 'stopping keelson (pods keep running)');
+  void notifier.stopping('stopping (pods keep running)');
   clearInterval(stateTimer);
   healthz?.close();
   await Promise.all(
@@ -250,6 +278,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
   await informers?.stop();
   cri?.close();
   writeState(true);
+  stopWatchdog();
   logger.info('keelson stopped');
   return 0;
 }

@@ -23,12 +23,18 @@ export interface BoundAddress { address: string; port: number }
 
 export interface DnsServer {
   start(): Promise<void>;
-  stop(): Promise<void>;
+  /**
+   * Drains, then closes: new queries are no longer read and no new TCP connection is accepted, the
+   * answers in flight (forwarded queries) are still sent for up to `drainMs` (default 1000), then
+   * every socket closes.
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
   bound(): BoundAddress[];
   listening(): boolean;
 }
 
 const MAX_TCP_PENDING = 64;
+const DEFAULT_DRAIN_MS = 1000;
 
 function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
   const kind = typeof family === 'number' ? family : (family as { family?: number } | undefined)?.family;
@@ -41,6 +47,15 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const conns = new Set<net.Socket>();
   const bound: BoundAddress[] = [];
   let up = false;
+  let draining = false;
+  /** Asynchronous answers not yet sent; stop() waits for them while draining. */
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inFlight.add(p);
+    const done = () => void inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  };
 
   function onUdp(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     let out;
@@ -56,7 +71,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       if (up) sock.send(out, rinfo.port, rinfo.address);
       return;
     }
-    out.then((buf) => {
+    track(out).then((buf) => {
       if (buf && up) sock.send(buf, rinfo.port, rinfo.address);
     }, () => {});
   }
@@ -83,6 +98,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       conn.write(frame);
     };
     conn.on('data', (chunk: Buffer) => {
+      if (draining) return;
       buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
       while (buffered.length >= 2) {
         const len = buffered.readUInt16BE(0);
@@ -101,7 +117,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
           opts.logger.error({ err, peer: `${conn.remoteAddress}:${conn.remotePort}` }, 'dns query failed');
           out = undefined;
         }
-        if (out instanceof Promise) out.then(write, () => write(undefined));
+        if (out instanceof Promise) track(out).then(write, () => write(undefined));
         else write(out);
       }
       if (pending >= MAX_TCP_PENDING) conn.pause();
@@ -161,7 +177,31 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
         throw new DnsError(DnsErrorCodes.DNS_LISTEN_FAILED, `cannot listen for DNS: ${e.message}`, { object: `${opts.addresses.join(',')}:${opts.port}`, cause: err });
       }
     },
-    async stop() {
+    async stop(options = {}) {
+      if (up && !draining) {
+        draining = true;
+        for (const s of udp) s.removeAllListeners('message');
+        const closed = tcp.map((s) => new Promise<void>((r) => s.close(() => r())));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled([...inFlight]),
+          new Promise<void>((r) => (timer = setTimeout(r, options.drainMs ?? DEFAULT_DRAIN_MS))),
+        ]);
+        clearTimeout(timer);
+        // TCP: flush the answers written, then close; a peer that does not close is cut after a moment.
+        for (const c of conns) c.end();
+        await Promise.race([Promise.all(closed), new Promise<void>((r) => (timer = setTimeout(r, 200)))]);
+        clearTimeout(timer);
+        up = false;
+        for (const c of conns) c.destroy();
+        conns.clear();
+        await Promise.all(udp.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+        await Promise.all(closed);
+        tcp.length = 0;
+        bound.length = 0;
+        draining = false;
+        return;
+      }
       up = false;
       for (const c of conns) c.destroy();
       conns.clear();

@@ -35,7 +35,8 @@ export function probeApiserver(kc: KubeConfig, now: () => number = Date.now): Pr
         probe.roundTripMs = received - sent;
         probe.localMidpoint = sent + (received - sent) / 2;
         const date = Date.parse(String(res.headers.date ?? ''));
-        if (!Number.isNaN(date)) probe.serverDate = date;
+        // Date is truncated to the second: the server's time was somewhere in [date, date + 1 s).
+        if (!Number.isNaN(date)) probe.serverDate = date + 500;
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
@@ -99,7 +100,6 @@ export const clockCheck: DoctorCheck = {
     if (probe.serverDate === undefined || probe.localMidpoint === undefined) {
       return warn(name, `cannot compare clocks: ${probe.error ? `apiserver unreachable (${probe.error})` : 'the apiserver sent no Date header'}`, 'see the apiserver check');
     }
-    // Date has a resolution of one second, so a second of difference is noise.
     const skew = probe.localMidpoint - probe.serverDate;
     const abs = Math.abs(skew);
     const text = `this host's clock is ${(abs / 1000).toFixed(1)} s ${skew > 0 ? 'ahead of' : 'behind'} the apiserver's (${probe.server})`;

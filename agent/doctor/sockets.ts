@@ -84,16 +84,21 @@ export function socketOwners(inodes: number[], proc = '/proc'): Map<number, Sock
       }
       if (!wanted.has(link)) continue;
       const inode = Number(link.slice(8, -1));
-      let command = '?';
-      try {
-        command = readFileSync(join(proc, pid, 'comm'), 'utf8').trim();
-      } catch {
-        // exited meanwhile
-      }
       const list = owners.get(inode) ?? [];
-      if (!list.some((o) => o.pid === Number(pid))) list.push({ pid: Number(pid), command });
+      if (!list.some((o) => o.pid === Number(pid))) list.push({ pid: Number(pid), command: commandOf(proc, pid) });
       owners.set(inode, list);
     }
   }
   return owners;
+}
+
+/** The program name (basename of argv[0]; comm can be a thread name such as MainThread). */
+function commandOf(proc: string, pid: string): string {
+  try {
+    const argv0 = readFileSync(join(proc, pid, 'cmdline'), 'utf8').split('\0')[0];
+    if (argv0) return argv0.slice(argv0.lastIndexOf('/') + 1);
+    return readFileSync(join(proc, pid, 'comm'), 'utf8').trim();
+  } catch {
+    return '?';
+  }
 }

@@ -1,10 +1,15 @@
 /** Adapts the CRI client (cri/client.ts: snake_case, int64 strings, enum names) to runtime.ts. */
 import type { CriClient } from '../../cri/client';
+import { isUnimplemented } from '../../cri/errors';
 import type * as T from '../../cri/types';
 import type {
-  Container, ContainerConfig, ContainerState, ContainerStatus, NamespaceMode, NamespaceOptions,
+  Container, ContainerConfig, ContainerEventKind, ContainerSecurityExtras, ContainerState, ContainerStatus, Mount, NamespaceMode, NamespaceOptions,
   PodRuntime, PodSandbox, PodSandboxConfig, RuntimeFilter, SandboxState,
 } from './runtime';
+
+const EVENT_KIND: Record<T.ContainerEventType, ContainerEventKind> = {
+  CONTAINER_CREATED_EVENT: 'created', CONTAINER_STARTED_EVENT: 'started', CONTAINER_STOPPED_EVENT: 'stopped', CONTAINER_DELETED_EVENT: 'deleted',
+};
 
 const nsToMs = (ns: string | number | undefined): number => (ns ? Math.floor(Number(ns) / 1e6) : 0);
 
@@ -51,9 +56,31 @@ function containerConfig(c: ContainerConfig): T.ContainerConfig {
         privileged: sc.privileged,
         namespace_options: namespaceOptions(sc.namespaceOptions),
         ...(sc.runAsUser === undefined ? {} : { run_as_user: { value: sc.runAsUser } }),
+        ...securityExtras(sc),
       },
     },
+    ...(c.mounts ? { mounts: c.mounts.map(mount) } : {}),
   };
+}
+
+const PROPAGATION: Record<NonNullable<Mount['propagation']>, T.MountPropagation> = {
+  private: 'PROPAGATION_PRIVATE', hostToContainer: 'PROPAGATION_HOST_TO_CONTAINER', bidirectional: 'PROPAGATION_BIDIRECTIONAL',
+};
+
+function mount(m: Mount): T.Mount {
+  return { container_path: m.containerPath, host_path: m.hostPath, readonly: m.readonly, propagation: PROPAGATION[m.propagation ?? 'private'] };
+}
+
+function securityExtras(sc: ContainerSecurityExtras): Partial<T.LinuxContainerSecurityContext> {
+  const out: Partial<T.LinuxContainerSecurityContext> = {};
+  if (sc.runAsGroup !== undefined) out.run_as_group = { value: sc.runAsGroup };
+  if (sc.supplementalGroups?.length) out.supplemental_groups = sc.supplementalGroups;
+  if (sc.readonlyRootfs) out.readonly_rootfs = true;
+  if (sc.capabilities) out.capabilities = { add_capabilities: sc.capabilities.add, drop_capabilities: sc.capabilities.drop };
+  if (sc.noNewPrivs) out.no_new_privs = true;
+  if (sc.maskedPaths) out.masked_paths = sc.maskedPaths;
+  if (sc.readonlyPaths) out.readonly_paths = sc.readonlyPaths;
+  return out;
 }
 
 const SANDBOX_STATE: Record<T.PodSandboxState, SandboxState> = { SANDBOX_READY: 'ready', SANDBOX_NOTREADY: 'notready' };
@@ -144,11 +171,51 @@ export function createCriRuntime(cri: CriClient): PodRuntime {
     },
     async imageStatus(image) {
       const { image: img } = await cri.imageStatus({ image: { image } });
-      return img ? { id: img.id, repoTags: img.repo_tags } : undefined;
+      if (!img) return undefined;
+      return { id: img.id, repoTags: img.repo_tags, ...(img.uid ? { uid: Number(img.uid.value) } : {}), ...(img.username ? { username: img.username } : {}) };
     },
     async pullImage(image, sbConfig) {
       const res = await cri.pullImage({ image: { image }, ...(sbConfig ? { sandbox_config: sandboxConfig(sbConfig) } : {}) });
       return res.image_ref;
+    },
+    async pullImageWithAuth(image, auth, sbConfig) {
+      const criAuth: T.AuthConfig = {
+        username: auth.username, password: auth.password, auth: auth.auth, server_address: auth.serverAddress,
+        identity_token: auth.identityToken, registry_token: auth.registryToken,
+      };
+      const res = await cri.pullImage({ image: { image }, auth: criAuth, ...(sbConfig ? { sandbox_config: sandboxConfig(sbConfig) } : {}) });
+      return res.image_ref;
+    },
+    async execSync(id, cmd, timeoutSeconds) {
+      const res = await cri.execSync({ container_id: id, cmd, timeout: timeoutSeconds });
+      return { stdout: res.stdout, stderr: res.stderr, exitCode: res.exit_code };
+    },
+    async status() {
+      const res = await cri.status({ verbose: true });
+      let sandboxImage: string | undefined;
+      try {
+        const config = JSON.parse(res.info?.config ?? '{}') as { sandboxImage?: string };
+        sandboxImage = config.sandboxImage || undefined;
+      } catch {
+        // not containerd's verbose format
+      }
+      return { conditions: res.status?.conditions ?? [], ...(sandboxImage ? { sandboxImage } : {}) };
+    },
+    async listImages() {
+      return (await cri.listImages()).images.map((i) => ({ id: i.id, repoTags: i.repo_tags, size: Number(i.size) || 0, pinned: i.pinned }));
+    },
+    async removeImage(image) {
+      await cri.removeImage({ image: { image } });
+    },
+    async imageFsMountpoint() {
+      const res = await cri.imageFsInfo();
+      return res.image_filesystems[0]?.fs_id?.mountpoint || undefined;
+    },
+    containerEvents(onEvent, onError) {
+      return cri.containerEvents(
+        (e) => onEvent({ containerId: e.container_id, kind: EVENT_KIND[e.container_event_type] ?? 'stopped' }),
+        (err) => onError(Object.assign(err, { unimplemented: isUnimplemented(err) })),
+      );
     },
   };
 }

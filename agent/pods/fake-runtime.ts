@@ -5,7 +5,8 @@
  */
 import type { Clock } from './clock';
 import type {
-  Container, ContainerConfig, ContainerStatus, ImageInfo, PodRuntime, PodSandbox, PodSandboxConfig, PodSandboxStatus, RuntimeFilter,
+  Container, ContainerConfig, ContainerStatus, ExecResult, ImageInfo, PodRuntime, PodSandbox, PodSandboxConfig, PodSandboxStatus,
+  RuntimeContainerEvent, RuntimeFilter, RuntimeStatus,
 } from './runtime';
 
 interface FakeContainer extends ContainerStatus {
@@ -28,6 +29,14 @@ export interface FakeRuntime extends PodRuntime {
   failNext(method: keyof PodRuntime, message: string): void;
   /** Images whose pull fails. */
   unpullable: Set<string>;
+  /** Answers execSync (default: exit 0, no output); may throw or never resolve. */
+  execHandler: (id: string, cmd: string[], timeoutSeconds: number) => ExecResult | Promise<ExecResult>;
+  /** Image sizes in bytes (default 1000). */
+  imageSizes: Map<string, number>;
+  /** What status() answers. */
+  runtimeStatus: RuntimeStatus;
+  /** Whether containerEvents() streams events (false: it fails as Unimplemented, like containerd 1.6). */
+  eventsSupported: boolean;
 }
 
 function matches(labels: Record<string, string>, filter?: RuntimeFilter): boolean {
@@ -43,6 +52,10 @@ export function createFakeRuntime(clock: Clock, options: { images?: string[] } =
   const failures = new Map<string, string>();
   let seq = 0;
   let ipSeq = 1;
+  const subscribers = new Set<(e: RuntimeContainerEvent) => void>();
+  const emit = (containerId: string, kind: RuntimeContainerEvent['kind']) => {
+    for (const s of subscribers) s({ containerId, kind });
+  };
 
   function call(method: keyof PodRuntime, arg: string) {
     calls.push(`${method} ${arg}`);
@@ -80,7 +93,12 @@ export function createFakeRuntime(clock: Clock, options: { images?: string[] } =
       c.exitCode = exitCode;
       c.finishedAt = clock.now();
       c.reason = exitCode === 0 ? 'Completed' : 'Error';
+      emit(id, 'stopped');
     },
+    execHandler: () => ({ stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), exitCode: 0 }),
+    imageSizes: new Map(),
+    runtimeStatus: { conditions: [{ type: 'RuntimeReady', status: true, reason: '', message: '' }, { type: 'NetworkReady', status: true, reason: '', message: '' }] },
+    eventsSupported: false,
     failNext(method, message) {
       failures.set(method, message);
     },
@@ -106,6 +124,7 @@ export function createFakeRuntime(clock: Clock, options: { images?: string[] } =
           c.state = 'exited';
           c.exitCode = 137;
           c.finishedAt = clock.now();
+          emit(c.id, 'stopped');
         }
       }
       s.state = 'notready';
@@ -145,6 +164,7 @@ export function createFakeRuntime(clock: Clock, options: { images?: string[] } =
       if (c.state !== 'created') throw new Error(`container ${id} is in state ${c.state}`);
       c.state = 'running';
       c.startedAt = clock.now();
+      emit(id, 'started');
     },
     async stopContainer(id, timeoutSeconds) {
       call('stopContainer', `${id} ${timeoutSeconds}`);
@@ -154,6 +174,7 @@ export function createFakeRuntime(clock: Clock, options: { images?: string[] } =
       c.exitCode = 143;
       c.finishedAt = clock.now();
       c.reason = 'Error';
+      emit(id, 'stopped');
     },
     async removeContainer(id) {
       call('removeContainer', id);
@@ -175,6 +196,35 @@ export function createFakeRuntime(clock: Clock, options: { images?: string[] } =
     async imageStatus(image): Promise<ImageInfo | undefined> {
       call('imageStatus', image);
       return images.has(image) ? { id: `sha256:${image}`, repoTags: [image] } : undefined;
+    },
+    async execSync(id, cmd, timeoutSeconds) {
+      call('execSync', `${id} ${cmd.join(' ')}`);
+      const c = mustContainer(id);
+      if (c.state !== 'running') throw new Error(`container ${id} is not running`);
+      return this.execHandler(id, cmd, timeoutSeconds);
+    },
+    async status() {
+      call('status', '');
+      return this.runtimeStatus;
+    },
+    async listImages() {
+      call('listImages', '');
+      return [...images].map((i) => ({ id: `sha256:${i}`, repoTags: [i], size: this.imageSizes.get(i) ?? 1000, pinned: false }));
+    },
+    async removeImage(image) {
+      call('removeImage', image);
+      images.delete(image.startsWith('sha256:') ? image.slice(7) : image);
+    },
+    async imageFsMountpoint() {
+      return '/var/lib/fake';
+    },
+    containerEvents(onEvent, onError) {
+      if (!this.eventsSupported) {
+        queueMicrotask(() => onError(Object.assign(new Error('unknown method GetContainerEvents'), { unimplemented: true })));
+        return () => {};
+      }
+      subscribers.add(onEvent);
+      return () => void subscribers.delete(onEvent);
     },
     async pullImage(image) {
       call('pullImage', image);

@@ -6,7 +6,7 @@
 import type { Container as ApiContainer } from 'kubernetes-types/core/v1';
 import type { Backoff } from './backoff';
 import type { Clock } from './clock';
-import type { PodRuntime, PodSandboxConfig } from './runtime';
+import type { PodRuntime, PodSandboxConfig, RegistryAuthConfig } from './runtime';
 import { errorMessage } from '../errors';
 
 export class ContainerStartError extends Error {
@@ -18,13 +18,13 @@ export class ContainerStartError extends Error {
 
 export interface ImagePuller {
   /** Resolves with the image to create the container from, or throws a ContainerStartError. */
-  ensureImage(key: string, container: ApiContainer, sandboxConfig: PodSandboxConfig): Promise<string>;
+  ensureImage(key: string, container: ApiContainer, sandboxConfig: PodSandboxConfig, credentials?: () => Promise<RegistryAuthConfig[]>): Promise<string>;
 }
 
 export function createImagePuller(runtime: PodRuntime, backoff: Backoff, clock: Clock): ImagePuller {
   const failedAt = new Map<string, number>();
   return {
-    async ensureImage(key, container, sandboxConfig) {
+    async ensureImage(key, container, sandboxConfig, credentials) {
       const image = container.image!;
       const policy = container.imagePullPolicy ?? 'IfNotPresent';
       if (policy !== 'Always') {
@@ -40,7 +40,7 @@ export function createImagePuller(runtime: PodRuntime, backoff: Backoff, clock: 
         throw new ContainerStartError('ImagePullBackOff', `Back-off pulling image "${image}"`);
       }
       try {
-        await runtime.pullImage(image, sandboxConfig);
+        await pullWithCredentials(runtime, image, sandboxConfig, credentials ? await credentials() : []);
         failedAt.delete(pullKey);
         return image;
       } catch (err) {
@@ -50,4 +50,22 @@ export function createImagePuller(runtime: PodRuntime, backoff: Backoff, clock: 
       }
     },
   };
+}
+
+/** Tries each matching credential in turn (most specific first), as kubelet does; anonymous when none match. */
+async function pullWithCredentials(runtime: PodRuntime, image: string, sandboxConfig: PodSandboxConfig, auths: RegistryAuthConfig[]): Promise<void> {
+  if (!auths.length || !runtime.pullImageWithAuth) {
+    await runtime.pullImage(image, sandboxConfig);
+    return;
+  }
+  let last: unknown;
+  for (const auth of auths) {
+    try {
+      await runtime.pullImageWithAuth(image, auth, sandboxConfig);
+      return;
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
 }

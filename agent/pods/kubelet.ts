@@ -17,8 +17,14 @@ import { canonicalJson } from './labels';
 import { createImagePuller } from './images';
 import { createPleg } from './pleg';
 import type { ManifestProblem, PodSource } from './pod-source';
-import { createPodWorker, type PodWorker, type PodWorkerDeps } from './pod-worker';
+import { createPodWorker, type PodWorker, type PodWorkerDeps, type TerminateOptions, type WorkerPhase } from './pod-worker';
+import { rejectedStatus, type AdmitResult } from './admission';
+import { recordEvent } from './events';
+import { qosClass } from './pod-status';
 import { createRuntimeManager } from './runtime-manager';
+import { standalonePodData, type PodDataLookup } from './pod-data';
+import { createPodSpecSupport } from './run-container-options';
+import type { Mounter } from './volumes';
 import type { DnsConfig, PodRuntime } from './runtime';
 import { createRuntimeStateReader } from './runtime-state';
 import { createStaticPodSource } from './static-pod-source';
@@ -44,6 +50,10 @@ export interface KubeletConfig {
   fileCheckFrequencyMs?: number;
   /** Per-pod periodic resync (default 30 s). */
   resyncMs?: number;
+  /** Cluster DNS server addresses for dnsPolicy ClusterFirst (kubelet's clusterDNS); none: pods use the host's resolver. */
+  clusterDNS?: string[];
+  /** Cluster domain (kubelet's clusterDomain, e.g. cluster.local). */
+  clusterDomain?: string;
 }
 
 export interface KubeletOptions {
@@ -53,9 +63,15 @@ export interface KubeletOptions {
   config: KubeletConfig;
   logger: Logger;
   clock?: Clock;
+  /** ConfigMaps, Secrets, tokens and Services pods reference (cluster mode); default: standalone, none. */
+  podData?: PodDataLookup;
+  /** tmpfs mounts for volumes (default: mount(8)); unit tests pass a fake. */
+  mounter?: Mounter;
 }
 
 export interface KubeletComponent extends Component {
+  /** The lifecycle phase of a pod's worker (undefined when the kubelet has none for this UID). */
+  workerPhase(uid: string): WorkerPhase | undefined;
   /** Status of every pod keelson runs, for `keelson status`. */
   pods(): PodStatusSnapshot[];
   /** Bad manifests: file, document, field and reason. */
@@ -63,8 +79,30 @@ export interface KubeletComponent extends Component {
   readonly statusManager: StatusManager;
 }
 
+/**
+ * What cluster mode adds to the pod lifecycle (cluster-kubelet.ts fills it): admission of new pods,
+ * and a view of the set of pods being run, for checkpoints, mirror pods and status.
+ */
+export interface KubeletHooks {
+  /** Decides whether a new pod may run beside the pods already admitted (not terminal). */
+  admit?(pod: Pod, admitted: Pod[]): AdmitResult;
+  /** The pods admitted and run, after every change of the sources' sets. */
+  onPods?(running: Pod[], all: Map<string, Pod[]>): void;
+  /** Called after every runtime relist (about once a second). */
+  onTick?(): void;
+}
+
 interface Deps {
   sources: PodSource[];
+  hooks?: KubeletHooks;
+}
+
+const isTerminalPhase = (phase: string | undefined) => phase === 'Succeeded' || phase === 'Failed';
+
+/** What of a pod a worker acts on: metadata and spec; status and resourceVersion changes alone are not updates. */
+function workerKey(pod: Pod): string {
+  const { resourceVersion: _rv, managedFields: _mf, ...metadata } = pod.metadata ?? {};
+  return canonicalJson({ metadata, spec: pod.spec });
 }
 
 export function createKubelet(options: KubeletOptions, deps: Deps): KubeletComponent {
@@ -96,25 +134,78 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     }
   }
 
+  /** Pods admitted (by UID); the pod last given to the worker. */
+  const admitted = new Set<string>();
+  /** Pods refused by admission (by UID), so they are judged once. */
+  const rejected = new Set<string>();
+
+  function activePods(): Pod[] {
+    const out: Pod[] = [];
+    for (const w of workers.values()) if (w.phase() !== 'terminated' && !removing.has(w.uid)) out.push(w.pod());
+    for (const p of pendingStarts.values()) out.push(p);
+    return out;
+  }
+
+  function admit(pod: Pod): boolean {
+    const uid = pod.metadata!.uid!;
+    if (admitted.has(uid)) return true;
+    if (rejected.has(uid)) return false;
+    const result = deps.hooks?.admit?.(pod, activePods()) ?? { admit: true };
+    if (result.admit) {
+      admitted.add(uid);
+      return true;
+    }
+    rejected.add(uid);
+    logger.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, reason: result.reason }, `pod rejected: ${result.message}`);
+    statusManager.setPodStatus(pod, { ...rejectedStatus(result), qosClass: qosClass(pod) });
+    recordEvent(pod, 'Warning', result.reason, result.message);
+    return false;
+  }
+
   function podsChanged(source: string, pods: Pod[]) {
     sourcePods.set(source, pods);
     const desired = new Map<string, Pod>();
-    for (const list of sourcePods.values()) for (const p of list) desired.set(p.metadata!.uid!, p);
+    for (const list of sourcePods.values()) {
+      for (const p of list) {
+        const uid = p.metadata!.uid!;
+        // a pod already finished (or refused) in the apiserver is not run again, unless a worker still holds it
+        if (!workers.has(uid) && !pendingStarts.has(uid) && (isTerminalPhase(p.status?.phase) || rejected.has(uid))) continue;
+        desired.set(uid, p);
+      }
+    }
     for (const [uid, worker] of workers) {
       if (desired.has(uid) || removing.has(uid)) continue;
       removing.add(uid);
       worker.terminate({ remove: true });
     }
     for (const uid of pendingStarts.keys()) if (!desired.has(uid)) pendingStarts.delete(uid);
-    for (const [uid, pod] of desired) {
+    const known = new Set<string>();
+    for (const list of sourcePods.values()) for (const p of list) known.add(p.metadata!.uid!);
+    for (const uid of rejected) {
+      if (known.has(uid)) continue;
+      rejected.delete(uid);
+      if (!workers.has(uid)) statusManager.removePod(uid);
+    }
+    for (const uid of admitted) if (!known.has(uid)) admitted.delete(uid);
+    // new pods are admitted oldest first, as kubelet does
+    const ordered = [...desired.values()].sort((a, b) => (a.metadata!.creationTimestamp ?? '').localeCompare(b.metadata!.creationTimestamp ?? ''));
+    for (const pod of ordered) {
+      const uid = pod.metadata!.uid!;
       if (pendingStarts.has(uid)) continue;
+      const deleting = pod.metadata!.deletionTimestamp ? { remove: false, gracePeriodSeconds: pod.metadata!.deletionGracePeriodSeconds ?? undefined } : undefined;
       const worker = workers.get(uid);
       if (worker && !removing.has(uid)) {
-        if (worker.pod() !== pod && canonicalJson(worker.pod()) !== canonicalJson(pod)) worker.update(pod);
+        if (worker.pod() !== pod && workerKey(worker.pod()) !== workerKey(pod)) worker.update(pod);
+        if (deleting && worker.phase() === 'syncing') worker.terminate(deleting);
         continue;
       }
-      startWhenFree(pod);
+      if (!deleting && !admit(pod)) {
+        desired.delete(uid);
+        continue;
+      }
+      startWhenFree(pod, deleting);
     }
+    deps.hooks?.onPods?.([...desired.values()], sourcePods);
   }
 
   function track(worker: PodWorker) {
@@ -131,19 +222,20 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
    * of itself waits for the old one to stop (as kubelet does), and a pod removed and added back
    * waits for its removal to finish.
    */
-  function startWhenFree(pod: Pod) {
+  function startWhenFree(pod: Pod, terminateAtOnce?: TerminateOptions) {
     const uid = pod.metadata!.uid!;
     const ref = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
     const previous = workers.get(uid) ?? [...workers.values()].find((w) => w.ref === ref);
     if (!previous) {
-      track(createPodWorker(pod, workerDeps!));
+      // a pod deleted before keelson ran it (or while keelson was down): only stop what may run
+      track(createPodWorker(pod, workerDeps!, terminateAtOnce));
       return;
     }
     pendingStarts.set(uid, pod);
     void previous.terminated.then(() => {
       if (!started || pendingStarts.get(uid) !== pod) return;
       pendingStarts.delete(uid);
-      startWhenFree(pod);
+      startWhenFree(pod, terminateAtOnce);
     });
   }
 
@@ -165,10 +257,12 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     clock,
     logger,
     periodMs: config.relistPeriodMs,
+    cache: reader,
     onEvent: (event) => workers.get(event.uid)?.wake(),
     onRelist: () => {
       void resolveRuntimeName();
       cleanupOrphans(pleg.runtimePods());
+      deps.hooks?.onTick?.();
     },
   });
 
@@ -191,6 +285,15 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
         podLogsDir: config.podLogsDir,
         hostIP: config.nodeIP ?? '',
         dnsConfig,
+        spec: createPodSpecSupport({
+          rootDir: config.rootDir,
+          dns: { clusterDNS: config.clusterDNS ?? [], clusterDomain: config.clusterDomain ?? '', host: dnsConfig },
+          data: options.podData ?? standalonePodData(),
+          runtime: runtime!,
+          logger,
+          clock,
+          ...(options.mounter ? { mounter: options.mounter } : {}),
+        }),
       });
       workerDeps = {
         manager, reader, backoff, clock, logger, statusManager,
@@ -220,6 +323,8 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       workers.clear();
       pendingStarts.clear();
       removing.clear();
+      admitted.clear();
+      rejected.clear();
     },
     health(): ComponentHealth {
       const p = pleg.healthy();
@@ -235,6 +340,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       };
     },
     pods: () => statusManager.snapshot(),
+    workerPhase: (uid) => (pendingStarts.has(uid) ? 'syncing' : workers.get(uid)?.phase()),
     manifestProblems: () => deps.sources.flatMap((s) => s.problems()),
   };
 }

@@ -204,7 +204,7 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
       }
     }
     for (const name of reportedStartErrors.keys()) if (!errors.has(name)) reportedStartErrors.delete(name);
-    const after = actions.containersToStart.length || actions.containersToKill.length || actions.createSandbox ? await reader.read(uid) : state;
+    const after = actions.containersToStart.length || actions.containersToKill.length || actions.createSandbox ? await reader.read(uid, { fresh: true }) : state;
     const gc = await manager.garbageCollect(after);
     reader.forget(gc);
     reportStatus(after, actions, errors);
@@ -225,9 +225,9 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     }
     const grace = options.gracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds;
     timer?.cancel();
-    const state = await reader.read(uid);
+    const state = await reader.read(uid, { fresh: true });
     await manager.killPod(ref, state, grace);
-    const after = await reader.read(uid);
+    const after = await reader.read(uid, { fresh: true });
     if (options.remove) {
       const logDir = podLogDir(deps.podLogsDir, pod.metadata!.namespace!, pod.metadata!.name!, uid);
       await manager.removePod(ref, after, logDir);

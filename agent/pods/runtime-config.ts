@@ -10,7 +10,8 @@ import {
 } from './labels';
 import { containerLogPath, podLogDir } from './log-paths';
 import { bytes, milliCpu } from './quantity';
-import type { ContainerConfig, DnsConfig, LinuxContainerResources, NamespaceOptions, PodSandboxConfig, Protocol } from './runtime';
+import { podHostnameAndDomain } from './dns';
+import type { ContainerConfig, DnsConfig, LinuxContainerResources, Mount, NamespaceOptions, PodSandboxConfig, Protocol } from './runtime';
 
 export const CPU_PERIOD_US = 100_000;
 const MIN_SHARES = 2;
@@ -27,6 +28,15 @@ export interface SandboxContext {
   podLogsDir: string;
   /** DNS for pods that do not use the host network; undefined leaves the runtime's default. */
   dnsConfig?: DnsConfig;
+  /** For spec.subdomain and setHostnameAsFQDN. */
+  clusterDomain?: string;
+}
+
+/** The sandbox hostname: '' on the host network, else spec.hostname or the pod name (the FQDN with setHostnameAsFQDN). */
+export function sandboxHostname(pod: Pod, clusterDomain = ''): string {
+  if (isHostNetwork(pod)) return '';
+  const { hostname, domain } = podHostnameAndDomain(pod, clusterDomain);
+  return pod.spec?.setHostnameAsFQDN && domain ? `${hostname}.${domain}`.slice(0, 64) : hostname;
 }
 
 export function makeSandboxConfig(pod: Pod, attempt: number, ctx: SandboxContext): PodSandboxConfig {
@@ -39,7 +49,7 @@ export function makeSandboxConfig(pod: Pod, attempt: number, ctx: SandboxContext
   );
   const config: PodSandboxConfig = {
     metadata: { name, namespace, uid, attempt },
-    hostname: isHostNetwork(pod) ? '' : (spec.hostname ?? name).slice(0, 63).replace(/-+$/, ''),
+    hostname: sandboxHostname(pod, ctx.clusterDomain),
     logDirectory: podLogDir(ctx.podLogsDir, namespace, name, uid),
     portMappings,
     labels: podLabels(pod),
@@ -71,6 +81,54 @@ export function containerResources(c: ApiContainer): LinuxContainerResources {
 export interface ContainerContext {
   podIP: string;
   hostIP: string;
+  /** The resolved environment (env.ts); without it only literal values and simple fieldRefs are used. */
+  envs?: { key: string; value: string }[];
+  /** command and args after $(VAR) expansion. */
+  command?: string[];
+  args?: string[];
+  mounts?: Mount[];
+}
+
+/** What the runtime masks and makes read-only in /proc and /sys unless privileged (procMount Default). */
+export const DEFAULT_MASKED_PATHS = [
+  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** Container securityContext over the pod's (container fields win), as the runtime gets it. */
+export function effectiveSecurityContext(pod: Pod, c: ApiContainer): ContainerConfig['linux']['securityContext'] {
+  const podSc = pod.spec?.securityContext ?? {};
+  const sc = c.securityContext ?? {};
+  const privileged = sc.privileged === true;
+  const runAsUser = sc.runAsUser ?? podSc.runAsUser;
+  const runAsGroup = sc.runAsGroup ?? podSc.runAsGroup;
+  const groups = [...(podSc.supplementalGroups ?? []), ...(podSc.fsGroup === undefined ? [] : [podSc.fsGroup])];
+  const out: ContainerConfig['linux']['securityContext'] = { privileged, namespaceOptions: namespaceOptions(pod) };
+  if (runAsUser !== undefined) out.runAsUser = runAsUser;
+  if (runAsGroup !== undefined) out.runAsGroup = runAsGroup;
+  if (groups.length) out.supplementalGroups = [...new Set(groups)];
+  if (sc.readOnlyRootFilesystem) out.readonlyRootfs = true;
+  if (sc.capabilities) out.capabilities = { add: sc.capabilities.add ?? [], drop: sc.capabilities.drop ?? [] };
+  // allowPrivilegeEscalation: false sets no_new_privs; privileged containers may always escalate
+  if (!privileged && sc.allowPrivilegeEscalation === false) out.noNewPrivs = true;
+  if (!privileged && sc.procMount !== 'Unmasked') {
+    out.maskedPaths = DEFAULT_MASKED_PATHS;
+    out.readonlyPaths = DEFAULT_READONLY_PATHS;
+  }
+  return out;
+}
+
+/** runAsNonRoot (container or pod) against the user the container will run as; the message is kubelet's. */
+export function verifyRunAsNonRoot(pod: Pod, c: ApiContainer, image: { uid?: number; username?: string } | undefined): string | undefined {
+  const nonRoot = c.securityContext?.runAsNonRoot ?? pod.spec?.securityContext?.runAsNonRoot;
+  if (!nonRoot) return undefined;
+  const who = `(pod: "${pod.metadata!.name}_${pod.metadata!.namespace}(${pod.metadata!.uid})", container: ${c.name})`;
+  const runAsUser = c.securityContext?.runAsUser ?? pod.spec?.securityContext?.runAsUser;
+  if (runAsUser !== undefined) return runAsUser === 0 ? `container's runAsUser breaks non-root policy ${who}` : undefined;
+  if (image?.uid !== undefined) return image.uid === 0 ? `container has runAsNonRoot and image will run as root ${who}` : undefined;
+  if (image?.username) return `container has runAsNonRoot and image has non-numeric user (${image.username}), cannot verify user is non-root ${who}`;
+  return `container has runAsNonRoot and image will run as root ${who}`;
 }
 
 function envValue(pod: Pod, e: EnvVar, ctx: ContainerContext): string {
@@ -89,14 +147,13 @@ function envValue(pod: Pod, e: EnvVar, ctx: ContainerContext): string {
 }
 
 export function makeContainerConfig(pod: Pod, c: ApiContainer, restartCount: number, ctx: ContainerContext): ContainerConfig {
-  const sc = c.securityContext ?? {};
   return {
     metadata: { name: c.name, attempt: restartCount },
     image: c.image!,
-    command: c.command ?? [],
-    args: c.args ?? [],
+    command: ctx.command ?? c.command ?? [],
+    args: ctx.args ?? c.args ?? [],
     workingDir: c.workingDir ?? '',
-    envs: (c.env ?? []).map((e) => ({ key: e.name, value: envValue(pod, e, ctx) })),
+    envs: ctx.envs ?? (c.env ?? []).map((e) => ({ key: e.name, value: envValue(pod, e, ctx) })),
     labels: containerLabels(pod, c),
     annotations: {
       [ANNOTATION_CONTAINER_HASH]: containerSpecHash(c),
@@ -106,11 +163,8 @@ export function makeContainerConfig(pod: Pod, c: ApiContainer, restartCount: num
     logPath: containerLogPath(c.name, restartCount),
     linux: {
       resources: containerResources(c),
-      securityContext: {
-        privileged: sc.privileged === true,
-        namespaceOptions: namespaceOptions(pod),
-        ...(sc.runAsUser === undefined ? {} : { runAsUser: sc.runAsUser }),
-      },
+      securityContext: effectiveSecurityContext(pod, c),
     },
+    ...(ctx.mounts ? { mounts: ctx.mounts } : {}),
   };
 }

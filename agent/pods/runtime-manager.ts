@@ -16,6 +16,7 @@ import { backoffKey, type PodActions, type Waiting } from './pod-actions';
 import type { DnsConfig, PodRuntime } from './runtime';
 import { makeContainerConfig, makeSandboxConfig } from './runtime-config';
 import type { RuntimePodState } from './runtime-state';
+import type { PodSpecSupport } from './run-container-options';
 import { errorMessage } from '../errors';
 
 export interface RuntimeManagerOptions {
@@ -27,6 +28,8 @@ export interface RuntimeManagerOptions {
   hostIP: string;
   /** DNS for sandboxes that do not use the host network. */
   dnsConfig?: DnsConfig;
+  /** Pod spec features (volumes, env sources, DNS policy, pull secrets); when set, its DNS replaces dnsConfig. */
+  spec?: PodSpecSupport;
 }
 
 export interface RuntimeManager {
@@ -82,7 +85,11 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
       for (const k of actions.containersToKill) await stopContainer(ref, k.id, k.name, grace, k.reason);
 
       const logDir = podLogDir(podLogsDir, pod.metadata!.namespace!, pod.metadata!.name!, uid);
-      const sandboxConfig = makeSandboxConfig(pod, actions.attempt, { podLogsDir, dnsConfig: pod.spec!.hostNetwork ? undefined : options.dnsConfig });
+      const spec = options.spec;
+      // volumes are set up (and refreshed: ConfigMap/Secret/token changes) on every sync, before containers start
+      if (spec) await spec.prepareVolumes(pod, hostIP);
+      const dnsConfig = spec ? spec.sandboxDns(pod) : pod.spec!.hostNetwork ? undefined : options.dnsConfig;
+      const sandboxConfig = makeSandboxConfig(pod, actions.attempt, { podLogsDir, dnsConfig, clusterDomain: spec?.clusterDomain });
       let sandboxId = actions.sandboxId;
       let podIP = state.sandboxes[0]?.ip ?? '';
       if (actions.createSandbox) {
@@ -100,9 +107,10 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
         const c = start.container;
         if (start.previous) backoff.next(backoffKey(uid, c.name), start.previous.finishedAt);
         try {
-          const image = await images.ensureImage(backoffKey(uid, c.name), c, sandboxConfig);
+          const image = await images.ensureImage(backoffKey(uid, c.name), c, sandboxConfig, spec ? () => spec.pullCredentials(pod, c.image!) : undefined);
           await mkdir(join(logDir, c.name), { recursive: true, mode: 0o755 });
-          const config = makeContainerConfig(pod, { ...c, image }, start.restartCount, { podIP: podIP || hostIP, hostIP });
+          const extra = spec ? await spec.runContainerOptions(pod, c, { podIP: podIP || hostIP, hostIP, image }) : {};
+          const config = makeContainerConfig(pod, { ...c, image }, start.restartCount, { podIP: podIP || hostIP, hostIP, ...extra });
           let id: string;
           try {
             id = await runtime.createContainer(sandboxId, config, sandboxConfig);
@@ -129,6 +137,7 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
       for (const c of state.containers) await runtime.removeContainer(c.id);
       for (const s of state.sandboxes) await runtime.removePodSandbox(s.id);
       if (logDir) await rm(logDir, { recursive: true, force: true });
+      await options.spec?.cleanupPod(state.uid);
       if (state.sandboxes.length) logger.info({ pod: ref }, 'removed pod sandbox and containers');
     },
 

@@ -81,8 +81,10 @@ export interface ContainerConfig {
   logPath: string;
   linux: {
     resources: LinuxContainerResources;
-    securityContext: { privileged: boolean; runAsUser?: number; namespaceOptions: NamespaceOptions };
+    securityContext: { privileged: boolean; runAsUser?: number; namespaceOptions: NamespaceOptions } & ContainerSecurityExtras;
   };
+  /** Volumes, /etc/hosts (agent/pods/volumes). */
+  mounts?: Mount[];
 }
 
 export interface Container {
@@ -133,4 +135,92 @@ export interface PodRuntime {
   imageStatus(image: string): Promise<ImageInfo | undefined>;
   /** Returns the image reference the runtime resolved. */
   pullImage(image: string, sandboxConfig?: PodSandboxConfig): Promise<string>;
+}
+
+// ---- health and lifecycle (probes, hooks, GC, PLEG events, CNI) ----
+
+export interface ExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+}
+
+export interface RuntimeImage extends ImageInfo {
+  /** Bytes on disk as the runtime reports them. */
+  size: number;
+  /** The runtime never garbage-collects it (e.g. the sandbox image on containerd ≥ 1.7). */
+  pinned: boolean;
+}
+
+export interface RuntimeStatus {
+  conditions: { type: string; status: boolean; reason: string; message: string }[];
+  /** The sandbox (pause) image the runtime uses, when it tells (containerd's verbose info). */
+  sandboxImage?: string;
+}
+
+export type ContainerEventKind = 'created' | 'started' | 'stopped' | 'deleted';
+
+export interface RuntimeContainerEvent {
+  containerId: string;
+  kind: ContainerEventKind;
+}
+
+/** Optional runtime calls used by probes, hooks, GC, the PLEG and the CNI bootstrap. */
+export interface PodRuntime {
+  /** Runs cmd in the container; rejects when the timeout (seconds, 0 = none) passes. */
+  execSync?(id: string, cmd: string[], timeoutSeconds: number): Promise<ExecResult>;
+  status?(): Promise<RuntimeStatus>;
+  listImages?(): Promise<RuntimeImage[]>;
+  removeImage?(image: string): Promise<void>;
+  /** Mount point of the image filesystem, when the runtime reports one. */
+  imageFsMountpoint?(): Promise<string | undefined>;
+  /**
+   * Subscribes to the runtime's container events. onError is called once when the stream ends
+   * (`unimplemented: true` when the runtime has no events, e.g. containerd 1.6). Returns a cancel.
+   */
+  containerEvents?(onEvent: (event: RuntimeContainerEvent) => void, onError: (err: Error & { unimplemented?: boolean }) => void): () => void;
+}
+
+// ---- pod spec features (security context, mounts, registry auth, image user) ----
+
+export interface Mount {
+  containerPath: string;
+  hostPath: string;
+  readonly: boolean;
+  /** Default private. */
+  propagation?: 'private' | 'hostToContainer' | 'bidirectional';
+}
+
+/** The rest of the container security context (runAsGroup, capabilities, read-only root…). */
+export interface ContainerSecurityExtras {
+  runAsGroup?: number;
+  supplementalGroups?: number[];
+  readonlyRootfs?: boolean;
+  /** Names without the CAP_ prefix as in the API (`NET_ADMIN`, `ALL`). */
+  capabilities?: { add: string[]; drop: string[] };
+  noNewPrivs?: boolean;
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+}
+
+/** Credentials for one registry (CRI AuthConfig). */
+export interface RegistryAuthConfig {
+  username?: string;
+  password?: string;
+  auth?: string;
+  serverAddress?: string;
+  identityToken?: string;
+  registryToken?: string;
+}
+
+export interface ImageInfo {
+  /** The image's numeric user, when its config names one. */
+  uid?: number;
+  /** The image's user name, when its config names a non-numeric user. */
+  username?: string;
+}
+
+export interface PodRuntime {
+  /** pullImage with registry credentials (CRI PullImageRequest.auth). */
+  pullImageWithAuth?(image: string, auth: RegistryAuthConfig, sandboxConfig?: PodSandboxConfig): Promise<string>;
 }

@@ -39,6 +39,8 @@ export interface StatusManager {
   /** Forget a pod once it is gone from its source and terminated. */
   removePod(uid: string): void;
   snapshot(): PodStatusSnapshot[];
+  /** Every pod with its current status (the kubelet API's /pods). */
+  pods(): Pod[];
   /** Called when a pod's status differs from the last one stored. Returns an unsubscribe. */
   onChange(handler: (pod: Pod, status: PodStatus) => void): () => void;
 }
@@ -93,7 +95,12 @@ export function createStatusManager(): StatusManager {
     setPodStatus(pod, status) {
       const uid = pod.metadata!.uid!;
       const old = pods.get(uid);
-      const merged = keepTransitionTimes(old?.status, status);
+      // after a keelson restart the apiserver's copy (or the checkpoint) knows when the pod started
+      // and since when its conditions hold: keep those rather than report a change
+      const known = old?.status ?? pod.status;
+      let merged = keepTransitionTimes(known, status);
+      const since = old?.status.startTime ?? pod.status?.startTime;
+      if (since && merged.startTime && since !== merged.startTime) merged = { ...merged, startTime: since };
       const text = canonicalJson(merged);
       pods.set(uid, { pod, status: merged, text });
       if (old?.text !== text) for (const h of handlers) h(pod, merged);
@@ -104,6 +111,7 @@ export function createStatusManager(): StatusManager {
       [...pods.values()]
         .map((e) => toSnapshot(e.pod, e.status))
         .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`) || a.uid.localeCompare(b.uid)),
+    pods: () => [...pods.values()].map((e) => ({ ...e.pod, status: e.status })),
     onChange(handler) {
       handlers.add(handler);
       return () => void handlers.delete(handler);

@@ -1,9 +1,11 @@
 /**
  * A DNS-only keelson for the bench: the dns component started with N Services in a memory feed.
  * Usage: node dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services 5000 [--upstream ip:port]
- * Prints one JSON line when ready; on SIGUSR2 prints the memory figures again (see memory()).
+ * Prints one JSON line when ready; on SIGUSR2 prints the memory figures again (see memory()) and the
+ * GC pauses and event-loop delay since the previous SIGUSR2.
  */
 import fs from 'node:fs';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import pino from 'pino';
 import { createDnsComponent } from '../../dns/component';
 import { DNS_DEFAULTS } from '../../dns/config';
@@ -27,7 +29,30 @@ function memory(): Record<string, number> {
   };
 }
 
+/** GC pauses and event-loop delay since the last report: where tail latency comes from. */
+function pauses(): () => Record<string, number> {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  let count = 0, total = 0, max = 0, major = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      count++;
+      total += e.duration;
+      max = Math.max(max, e.duration);
+      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind !== 1) major++; // 1: scavenge
+    }
+  }).observe({ entryTypes: ['gc'] });
+  const ms = (x: number) => Math.round(x * 100) / 100;
+  return () => {
+    const out = { gcCount: count, gcNonScavenge: major, gcTotalMs: ms(total), gcMaxMs: ms(max), loopDelayP99Ms: ms(loop.percentile(99) / 1e6), loopDelayMaxMs: ms(loop.max / 1e6) };
+    count = total = max = major = 0;
+    loop.reset();
+    return out;
+  };
+}
+
 async function main(): Promise<void> {
+  const report = pauses();
   const n = Number(arg('services', '5000'));
   const upstream = arg('upstream', '');
   const { services, slices } = toObjects(benchServices(n));
@@ -42,7 +67,7 @@ async function main(): Promise<void> {
   });
   await dns.start();
   process.stdout.write(JSON.stringify({ ready: true, ...dns.index.stats(), ...memory() }) + '\n');
-  process.on('SIGUSR2', () => process.stdout.write(JSON.stringify(memory()) + '\n'));
+  process.on('SIGUSR2', () => process.stdout.write(JSON.stringify({ ...memory(), ...report() }) + '\n'));
   const stop = () => void dns.stop().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -65,6 +65,18 @@ function claim(index: Map<string, Claims>, key: string, owner: string, value: st
   return had === undefined;
 }
 
+/** Replaces an owner's value in place (set elements: nothing to do). */
+function reclaim(index: Map<string, Claims>, key: string, owner: string, value: string): void {
+  const had = index.get(key);
+  if (had === undefined || typeof had === 'number') return;
+  const c = `${owner}\0${value}`;
+  if (typeof had === 'string') index.set(key, c);
+  else {
+    const i = had.findIndex((x) => claimOwner(x) === owner);
+    if (i >= 0) had[i] = c;
+  }
+}
+
 function unclaim(index: Map<string, Claims>, key: string, owner: string): void {
   const had = index.get(key);
   if (had === undefined) return;
@@ -81,6 +93,38 @@ function unclaim(index: Map<string, Claims>, key: string, owner: string): void {
   const i = had.findIndex(mine);
   if (i >= 0) had.splice(i, 1);
   if (had.length === 1) index.set(key, had[0]!);
+}
+
+const claimOwner = (c: string) => c.slice(0, c.indexOf('\0'));
+/** The Service whose value is in the kernel for a map element. */
+function ownerOf(claims: Claims | undefined): string | undefined {
+  if (claims === undefined || typeof claims === 'number') return undefined;
+  return claimOwner(typeof claims === 'string' ? claims : claims[0]!);
+}
+
+/**
+ * Endpoint map elements (`frontend . i`) are not indexed: they belong to whichever Service owns
+ * their frontend element (`service-ips` / `service-nodeports`). This keeps the index to one entry
+ * per frontend instead of one per endpoint and frontend.
+ */
+function frontendOf(map: string, key: string): { map: string; key: string } | undefined {
+  const [fam, name] = splitName(map);
+  if (!name.includes('endpoints-') || name.startsWith('no-endpoint')) return undefined;
+  return { map: `${fam} ${name.startsWith('nodeport-') ? 'service-nodeports' : 'service-ips'}`, key: key.slice(0, key.lastIndexOf(' . ')) };
+}
+
+/** The endpoint elements of one fragment, by frontend (`family map\0key`) → element key → value. */
+function endpointElements(frag: NftFragment | undefined): Map<string, Map<string, { map: string; value: string }>> {
+  const out = new Map<string, Map<string, { map: string; value: string }>>();
+  for (const e of frag?.elements ?? []) {
+    const fe = frontendOf(e.map, e.key);
+    if (!fe) continue;
+    const id = `${fe.map}\0${fe.key}`;
+    let m = out.get(id);
+    if (!m) out.set(id, (m = new Map()));
+    m.set(e.key, { map: e.map, value: e.value });
+  }
+  return out;
 }
 
 function mapIndex(a: Applied, map: string): Map<string, Claims> {
@@ -134,7 +178,13 @@ export function createNftPlanner(ctx: RenderContext) {
       const frag = renderFragment(ports, ctx);
       next.ports.set(key, ports);
       for (const e of frag.elements) {
-        if (claim(mapIndex(next, e.map), e.key, key, e.value)) {
+        const fe = frontendOf(e.map, e.key);
+        if (fe) {
+          // Render order puts a frontend before its endpoints: it is claimed already.
+          if (ownerOf(next.elements.get(fe.map)?.get(fe.key)) !== key) continue;
+          push(adds, e.map, item(e.key, e.value));
+          next.count++;
+        } else if (claim(mapIndex(next, e.map), e.key, key, e.value)) {
           push(adds, e.map, item(e.key, e.value));
           next.count++;
         }
@@ -191,23 +241,43 @@ export function createNftPlanner(ctx: RenderContext) {
     const removedMaps: string[] = [];
     // Effective value of every touched element before this plan, captured on first touch.
     const before = new Map<string, Map<string, string | undefined>>();
+    // Owner of every touched frontend before this plan (its endpoint elements follow the owner).
+    const ownerBefore = new Map<string, { map: string; key: string; owner: string | undefined }>();
+    const oldFrags = new Map<string, NftFragment | undefined>();
+    const newFrags = new Map<string, NftFragment | undefined>();
     const touch = (map: string, key: string) => {
       let m = before.get(map);
       if (!m) before.set(map, (m = new Map()));
-      if (!m.has(key)) m.set(key, effective(a.elements.get(map)?.get(key)));
+      if (!m.has(key)) {
+        const claims = a.elements.get(map)?.get(key);
+        m.set(key, effective(claims));
+        const id = `${map}\0${key}`;
+        if (!ownerBefore.has(id)) ownerBefore.set(id, { map, key, owner: ownerOf(claims) });
+      }
     };
     for (const key of request.changed) {
       const oldPorts = a.ports.get(key);
       const ports: ServicePortState[] | undefined = request.state.services.get(key);
       const oldFrag = oldPorts ? renderFragment(oldPorts, ctx) : undefined;
       const newFrag = ports ? renderFragment(ports, ctx) : undefined;
+      oldFrags.set(key, oldFrag);
+      newFrags.set(key, newFrag);
+      // A claim kept across the change keeps its place (the owner of a shared element stays so).
+      const oldIds = new Set<string>();
+      for (const e of oldFrag?.elements ?? []) if (!frontendOf(e.map, e.key)) oldIds.add(`${e.map}\0${e.key}`);
+      const newIds = new Set<string>();
+      for (const e of newFrag?.elements ?? []) {
+        if (frontendOf(e.map, e.key)) continue;
+        const id = `${e.map}\0${e.key}`;
+        newIds.add(id);
+        touch(e.map, e.key);
+        if (oldIds.has(id)) reclaim(mapIndex(a, e.map), e.key, key, e.value);
+        else claim(mapIndex(a, e.map), e.key, key, e.value);
+      }
       for (const e of oldFrag?.elements ?? []) {
+        if (frontendOf(e.map, e.key) || newIds.has(`${e.map}\0${e.key}`)) continue;
         touch(e.map, e.key);
         unclaim(mapIndex(a, e.map), e.key, key);
-      }
-      for (const e of newFrag?.elements ?? []) {
-        touch(e.map, e.key);
-        claim(mapIndex(a, e.map), e.key, key, e.value);
       }
       for (const c of oldFrag?.sharedChains ?? []) a.shared.get(c.name)!.refs--;
       for (const c of newFrag?.sharedChains ?? []) {
@@ -263,6 +333,37 @@ export function createNftPlanner(ctx: RenderContext) {
         if (was !== undefined) push(dels, map, key);
         if (now !== undefined) push(adds, map, item(key, now));
         a.count += (now !== undefined ? 1 : 0) - (was !== undefined ? 1 : 0);
+      }
+    }
+    // Endpoint elements of every touched frontend: those of its owner before, those of its owner now.
+    const unchangedFrags = new Map<string, NftFragment | undefined>();
+    const fragOf = (owner: string | undefined, when: 'old' | 'new') => {
+      if (owner === undefined) return undefined;
+      if (request.changed.has(owner)) return (when === 'old' ? oldFrags : newFrags).get(owner);
+      if (!unchangedFrags.has(owner)) unchangedFrags.set(owner, a.ports.has(owner) ? renderFragment(a.ports.get(owner)!, ctx) : undefined);
+      return unchangedFrags.get(owner);
+    };
+    const epCache = new Map<NftFragment, ReturnType<typeof endpointElements>>();
+    const epsOf = (frag: NftFragment | undefined, id: string) => {
+      if (!frag) return undefined;
+      let m = epCache.get(frag);
+      if (!m) epCache.set(frag, (m = endpointElements(frag)));
+      return m.get(id);
+    };
+    for (const [id, fe] of ownerBefore) {
+      const was = epsOf(fragOf(fe.owner, 'old'), id);
+      const now = epsOf(fragOf(ownerOf(a.elements.get(fe.map)?.get(fe.key)), 'new'), id);
+      for (const [key, e] of was ?? []) {
+        const n = now?.get(key);
+        if (n && n.value === e.value && n.map === e.map) continue;
+        push(dels, e.map, key);
+        a.count--;
+      }
+      for (const [key, e] of now ?? []) {
+        const w = was?.get(key);
+        if (w && w.value === e.value && w.map === e.map) continue;
+        push(adds, e.map, item(key, e.value));
+        a.count++;
       }
     }
     const text: string[] = [];

@@ -161,7 +161,7 @@ test('a clock ten minutes behind the apiserver fails with the time-sync fix', as
   t.regex(reach.detail, /reachable, Kubernetes v1\.33\.0-test/);
   const r = byName(await clockCheck.run(ctx), 'clock skew');
   t.is(r.status, 'fail');
-  t.regex(r.detail, /this host's clock is 6\d\d\.\d s behind the apiserver's/);
+  t.regex(r.detail, /this host's clock is (599|600)\.\d s behind the apiserver's/);
   t.regex(r.fix!, /timedatectl set-ntp true/);
 });
 
@@ -171,7 +171,7 @@ test('a small skew warns, none is ok, an unreachable apiserver fails the reachab
   t.teardown(ahead.close);
   const w = byName(await clockCheck.run(createDoctorContext(configFrom('{}\n', { kubeconfig: writeKubeconfig(ahead.url, cert) }))), 'clock skew');
   t.is(w.status, 'warn');
-  t.regex(w.detail, /1\d\.\d s ahead of the apiserver's/);
+  t.regex(w.detail, /(19|20)\.\d s ahead of the apiserver's/);
   const same = await fakeApiserver(0);
   t.teardown(same.close);
   t.is(byName(await clockCheck.run(createDoctorContext(configFrom('{}\n', { kubeconfig: writeKubeconfig(same.url, cert) }))), 'clock skew').status, 'ok');

@@ -8,6 +8,7 @@
  *   await k.stop();                          // SIGTERM, wait for exit
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { nsenterArgs } from './netns';
@@ -32,9 +33,13 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
+/** V8 flags keelson runs with in production (scripts/node-flags, read by every launcher). */
+export const KEELSON_NODE_FLAGS = (process.env.KEELSON_NODE_FLAGS ?? readFileSync(path.join(REPO_ROOT, 'scripts', 'node-flags'), 'utf8')).split(/\s+/).filter(Boolean);
+
 export function startKeelson(args: string[], options: { netns?: string; env?: NodeJS.ProcessEnv } = {}): KeelsonProcess {
   const command = options.netns ? 'nsenter' : NODE;
-  const argv = options.netns ? [...nsenterArgs(options.netns), NODE, CLI, ...args] : [CLI, ...args];
+  const node = [NODE, ...KEELSON_NODE_FLAGS, CLI, ...args];
+  const argv = options.netns ? [...nsenterArgs(options.netns), ...node] : node.slice(1);
   const child = spawn(command, argv, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let text = '';

@@ -261,6 +261,10 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
     for (let i = 0; i < 50 && initPid && existsSync(`/proc/${initPid}`); i++) execFileSync('sleep', ['0.1']);
     sh('ctr', ctr('task', 'delete', '--force', id));
     sh('ctr', ctr('container', 'delete', id));
+    // The namespace's parent cgroups (v1 hierarchies); rmdir fails harmlessly while another container uses them.
+    for (const hierarchy of existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : []) {
+      sh('rmdir', [path.join('/sys/fs/cgroup', hierarchy, CTR_NAMESPACE)]);
+    }
     if (overlay) {
       if (sh('umount', [rootfs]) === undefined) sh('umount', ['-l', rootfs]);
       overlay = mountedAt(rootfs);
@@ -287,7 +291,7 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
 
   async function exec(cmd: string, opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
     execCounter += 1;
-    return execAsync('ctr', ctr('task', 'exec', '--exec-id', `x${execCounter}`, id, 'sh', '-c', cmd), opts.timeoutMs ?? 60_000);
+    return execAsync('ctr', ctr('task', 'exec', '--exec-id', `x${execCounter}`, id, '/bin/sh', '-c', cmd), opts.timeoutMs ?? 60_000);
   }
 
   const box: SystemdContainer = {
@@ -337,7 +341,7 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
     },
   };
 
-  const env = Object.entries({ container: 'containerd', ...options.env }).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
+  const env = Object.entries({ container: 'containerd', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...options.env }).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
   const started = await execAsync(
     'ctr',
     ctr('run', '--detach', '--privileged', '--runc-root', runcRoot, '--log-uri', `file://${consoleLog}`, ...env, '--rootfs', rootfs, id, '/lib/systemd/systemd'),

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createNftPlanner } from '../../netproxy/nftables/backend';
-import { CLIENT, NODE_IP, NODE_IP6, flowCases, services, slice, slices } from './fixtures';
+import { CLIENT, NODE_IP, NODE_IP6, flowCases, service, services, slice, slices } from './fixtures';
 import { buildState, testConfig } from './helpers';
 import { createNftTracer } from './tracer/nft';
 import { summarize } from './tracer/packet';
@@ -82,4 +82,39 @@ test('nftables: a periodic full sync re-declares everything without deleting the
   t.false(/delete table/.test(p.transaction.text));
   const tracer = createNftTracer(text + p.transaction.text, { nodeIPs });
   t.deepEqual(summarize(tracer.trace({ src: CLIENT, dst: NODE_IP, port: 30080, proto: 'tcp' })).endpoints, ['10.244.1.2:8080', '10.244.2.2:8080']);
+});
+
+test('nftables: two Services on one external IP and port: the first owns it, the second takes over when it goes', (t) => {
+  const a = service('ext-a', '10.96.5.1', [{ port: 80 }], { externalIPs: ['192.168.1.150'] });
+  const b = service('ext-b', '10.96.5.2', [{ port: 80 }], { externalIPs: ['192.168.1.150'] });
+  const sa = slice('ext-a', [{ ip: '10.244.1.20', node: 'node-a' }], [{ port: 8080 }]);
+  const sb = slice('ext-b', [{ ip: '10.244.2.21', node: 'node-b' }, { ip: '10.244.2.22', node: 'node-b' }], [{ port: 8080 }]);
+  const { state, result } = buildState([a, b], [sa, sb]);
+  const planner = createNftPlanner({ config: testConfig(), nodeIPs });
+  const p1 = planner.plan({ state: result.state, changed: result.changed, full: true });
+  p1.commit();
+  let text = p1.transaction.text;
+  const ext = { src: CLIENT, dst: '192.168.1.150', port: 80, proto: 'tcp' as const };
+  t.deepEqual(summarize(createNftTracer(text, { nodeIPs }).trace(ext)).endpoints, ['10.244.1.20:8080']);
+  // The owner's endpoints change: only its elements move.
+  state.recordEndpointSlice(sa, slice('ext-a', [{ ip: '10.244.1.23', node: 'node-a' }], [{ port: 8080 }]));
+  const r2 = state.build();
+  const p2 = planner.plan({ state: r2.state, changed: r2.changed, full: false });
+  p2.commit();
+  text += p2.transaction.text;
+  t.deepEqual(summarize(createNftTracer(text, { nodeIPs }).trace(ext)).endpoints, ['10.244.1.23:8080']);
+  // The owner goes: the second Service's frontend and endpoints take its place in one transaction.
+  state.recordService(a, undefined);
+  const r3 = state.build();
+  const p3 = planner.plan({ state: r3.state, changed: r3.changed, full: false });
+  p3.commit();
+  text += p3.transaction.text;
+  const tracer = createNftTracer(text, { nodeIPs });
+  t.deepEqual(summarize(tracer.trace(ext)).endpoints, ['10.244.2.21:8080', '10.244.2.22:8080']);
+  t.deepEqual(summarize(tracer.trace({ ...ext, dst: '10.96.5.1' })).endpoints, []);
+  // A full resync writes the same thing.
+  const r4 = state.build(true);
+  const full = planner.plan({ state: r4.state, changed: r4.changed, full: true });
+  t.deepEqual(summarize(createNftTracer(text + full.transaction.text, { nodeIPs }).trace(ext)).endpoints, ['10.244.2.21:8080', '10.244.2.22:8080']);
+  t.is(full.transaction.count, p3.transaction.count);
 });
