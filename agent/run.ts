@@ -4,14 +4,14 @@
  * the pods (containers survive a restart of keelson).
  */
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createCriClient, type CriClient } from '../cri/client';
 import { parseDnsConfig } from '../dns/config';
 import { parseProxyConfig } from '../netproxy/config';
-import { createStaticPodsComponent, type KubeletComponent } from './pods';
+import { createStaticPodsComponent, type KubeletComponent, type KubeletConfig } from './pods';
 import type { Component, ComponentHealth } from './component';
+import { createHealthzServer } from './server/healthz';
 import { ErrorCodes, errorMessage, KeelsonError } from './errors';
 import type { KeelsonConfig } from './config';
 import type { InformerFactory } from './kube/informer-factory';
@@ -19,6 +19,7 @@ import { detectNodeIP } from './node-ip';
 import { writeDaemonState, type DaemonState, type PodStatusView } from './state-file';
 import { keelsonVersion } from './version';
 import { createNotifier } from '../systemd/notify';
+import { hostShuttingDown } from '../systemd/shutdown';
 
 const STATE_WRITE_INTERVAL_MS = 2000;
 
@@ -61,20 +62,6 @@ function podViews(kubelet: KubeletComponent | undefined): PodStatusView[] {
   }));
 }
 
-function listenHealthz(address: string, port: number, healthy: () => boolean, logger: Logger): Server {
-  const server = createServer((req, res) => {
-    if (req.url === '/healthz' || req.url?.startsWith('/healthz?')) {
-      const ok = healthy();
-      res.writeHead(ok ? 200 : 500, { 'content-type': 'text/plain' }).end(ok ? 'ok' : 'unhealthy');
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  server.on('error', (err) => logger.error({ err, address: `${address}:${port}` }, 'kubelet healthz cannot listen'));
-  server.listen(port, address);
-  return server;
-}
-
 export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Promise<number> {
   const logger = rootLogger.child({ component: 'agent' });
   let settings;
@@ -96,30 +83,31 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
   let kubelet: KubeletComponent | undefined;
   let cri: CriClient | undefined;
   let informers: InformerFactory | undefined;
+  let kubeletConfig: KubeletConfig | undefined;
 
   if (config.components.includes('kubelet')) {
     cri = createCriClient({ endpoint: config.kubelet.containerRuntimeEndpoint, slowTimeoutMs: config.kubelet.runtimeRequestTimeoutMs, logger: rootLogger.child({ component: 'cri' }) });
-    kubelet = createStaticPodsComponent({
-      cri,
-      logger: rootLogger,
-      config: {
-        staticPodPath: config.kubelet.staticPodPath,
-        podLogsDir: config.kubelet.podLogsDir,
-        rootDir: config.rootDir,
-        nodeName: config.nodeName,
-        ...(nodeIP ? { nodeIP } : {}),
-        resolvConf: config.kubelet.resolvConf,
-        fileCheckFrequencyMs: config.kubelet.fileCheckFrequencyMs,
-      },
-    });
-    components.push(kubelet);
+    kubeletConfig = {
+      staticPodPath: config.kubelet.staticPodPath,
+      podLogsDir: config.kubelet.podLogsDir,
+      rootDir: config.rootDir,
+      nodeName: config.nodeName,
+      ...(nodeIP ? { nodeIP } : {}),
+      resolvConf: config.kubelet.resolvConf,
+      fileCheckFrequencyMs: config.kubelet.fileCheckFrequencyMs,
+    };
+    // cluster mode: the kubelet with the apiserver's pods is made below, once the client exists
+    if (mode === 'standalone') {
+      kubelet = createStaticPodsComponent({ cri, logger: rootLogger, config: kubeletConfig });
+      components.push(kubelet);
+    }
   }
 
   const clusterComponents = config.components.filter((c) => c !== 'kubelet');
   if (mode === 'standalone' && clusterComponents.length) {
     logger.info({ components: clusterComponents.join(',') }, 'standalone mode (no kubeconfig): proxy and dns serve a cluster and are not started');
   }
-  if (mode === 'cluster' && (clusterComponents.length || kubelet)) {
+  if (mode === 'cluster' && (clusterComponents.length || kubeletConfig)) {
     // Loaded only when needed, so a standalone kubelet does not pay for them in memory.
     const { createKubeClient } = await import('./kube/client.js');
     const { createInformerFactory } = await import('./kube/informer-factory.js');
@@ -128,6 +116,14 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     void notifier.status(`connecting to apiserver ${kubeconfig.server}`);
     const client = createKubeClient(kubeconfig, { logger: rootLogger.child({ component: 'kube' }), userAgent: `keelson/${keelsonVersion()} (${config.nodeName})` });
     informers = createInformerFactory({ client, logger: rootLogger.child({ component: 'kube' }) });
+    if (cri && kubeletConfig) {
+      // static pods + the pods bound to this node (admission, status, events, mirror pods, checkpoints)
+      const { createClusterKubeletComponent } = await import('./pods/cluster-kubelet.js');
+      kubelet = createClusterKubeletComponent({
+        cri, client, informers, logger: rootLogger, config: kubeletConfig, nodeLabels: config.kubelet.nodeLabels, maxPods: config.kubelet.maxPods,
+      });
+      components.push(kubelet);
+    }
     // Node registration, Lease heartbeat, node status and client certificate rotation (agent/node).
     if (kubelet && cri && config.kubelet.registerNode) {
       const { createNodeComponent } = await import('./node/index.js');
@@ -155,6 +151,26 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
           },
           podLifecycleHealth: () => pods.health(),
           ...(certPath && certPath === kubeconfig.source?.clientKeyPath ? { clientCertificate: { path: certPath } } : {}),
+        }),
+      );
+    }
+    // kubelet API (address:port, default :10250): logs, exec, attach, port-forward, pods, metrics, stats (agent/server)
+    if (kubelet && cri) {
+      const { createKubeletServer, createApiReviewer } = await import('./server/index.js');
+      const statusManager = kubelet.statusManager;
+      components.push(
+        createKubeletServer({
+          nodeName: config.nodeName,
+          address: config.kubelet.address,
+          port: config.kubelet.port,
+          nodeIPs: nodeIP ? [nodeIP] : [],
+          rootDir: config.rootDir,
+          podLogsDir: config.kubelet.podLogsDir,
+          ...(kubeconfig.certificateAuthority ? { clientCA: kubeconfig.certificateAuthority } : {}),
+          reviewer: createApiReviewer(client, { logger: rootLogger.child({ component: 'kubelet-api' }) }),
+          cri,
+          source: { pods: () => statusManager.pods(), onPodStatus: (handler) => statusManager.onChange(handler) },
+          logger: rootLogger,
         }),
       );
     }
@@ -231,11 +247,15 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     pods: podViews(kubelet),
     problems: kubelet ? kubelet.manifestProblems().map((p) => `${p.file}${p.document !== undefined ? ` (document ${p.document})` : ''}: ${p.field}: ${p.message}`) : [],
   });
+  let stateFailing = false;
   const writeState = (stopped = false) => {
     try {
       writeDaemonState(config.rootDir, state(stopped));
+      stateFailing = false;
     } catch (err) {
-      logger.warn({ err, rootDir: config.rootDir }, 'cannot write daemon state for keelson status');
+      // Once per outage, not every STATE_WRITE_INTERVAL_MS.
+      if (!stateFailing) logger.warn({ err, rootDir: config.rootDir }, 'cannot write daemon state for keelson status');
+      stateFailing = true;
     }
   };
   writeState();
@@ -250,8 +270,14 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     reportStatus();
   }, STATE_WRITE_INTERVAL_MS);
   const healthz = config.components.includes('kubelet')
-    ? listenHealthz(config.kubelet.healthzBindAddress, config.kubelet.healthzPort, () => !kubelet || kubelet.health().healthy, logger)
+    ? createHealthzServer({
+        address: config.kubelet.healthzBindAddress,
+        port: config.kubelet.healthzPort,
+        healthy: () => ({ ok: !kubelet || kubelet.health().healthy, message: kubelet?.health().message }),
+        logger,
+      })
     : undefined;
+  healthz?.listen().catch(() => {}); // logged by the healthz server; the daemon runs on without it
   logger.info({ pid: process.pid }, 'keelson running');
   // Ready once every loop runs, even with the runtime or the apiserver down (as upstream kubelet):
   // those show in health, STATUS= and the node's conditions, and systemd must not time the start out.
@@ -262,10 +288,12 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  logger.info({ signal }, 'stopping keelson (pods keep running)');
+  // Said in the log so an operator can tell a host shutdown from a restart of keelson alone.
+  const host = signal === 'SIGTERM' ? await hostShuttingDown() : { shuttingDown: false };
+  logger.info({ signal, ...(host.shuttingDown ? { hostShutdown: host.reason } : {}) }, 'stopping keelson (pods keep running)');
   void notifier.stopping('stopping (pods keep running)');
   clearInterval(stateTimer);
-  healthz?.close();
+  await healthz?.close();
   await Promise.all(
     components.map(async (c) => {
       try {

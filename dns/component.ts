@@ -94,10 +94,24 @@ export function createDnsComponent(opts: DnsComponentOptions): DnsComponent {
   // The order of the stages, in one place.
   const stages: Stage[] = [kubernetes, ...(cache && forward ? [cache, forward] : [])];
   const handler = composeStages(stages);
+  // An internal failure answers SERVFAIL; say so once per distinct error a minute, not once per query.
+  const queryFailures = new Map<string, { at: number; suppressed: number }>();
+  function queryFailed(err: unknown, name: string | undefined): void {
+    const key = err instanceof Error ? err.message : String(err);
+    const now = Date.now();
+    const seen = queryFailures.get(key);
+    if (seen && now - seen.at < 60_000) {
+      seen.suppressed++;
+      return;
+    }
+    if (queryFailures.size > 100) queryFailures.clear();
+    queryFailures.set(key, { at: now, suppressed: 0 });
+    log.warn({ err, name, ...(seen?.suppressed ? { sameErrorSinceLastLine: seen.suppressed } : {}) }, 'dns query failed');
+  }
   const handlePacket = createPacketHandler({
     handler, ednsBufferSize: config.ednsBufferSize, recursionAvailable: config.forward, metrics,
     observe: forward ? (q) => forward.observe(q) : undefined,
-    onError: (err, q) => log.warn({ err, name: q.questions[0]?.name }, 'dns query failed'),
+    onError: (err, q) => queryFailed(err, q.questions[0]?.name),
     // Keyed on the query bytes; readiness is part of the generation so SERVFAIL-before-sync never sticks.
     responseCache: { size: 10000, generation: () => index.generation() * 2 + (synced || fromCheckpoint ? 1 : 0) },
   });
@@ -119,6 +133,7 @@ export function createDnsComponent(opts: DnsComponentOptions): DnsComponent {
 
   /** The write in flight, so stop() waits for it (and a second write never races the first). */
   let checkpointWrite: Promise<void> = Promise.resolve();
+  let checkpointFailing = false;
 
   function flushCheckpoint(): Promise<void> {
     checkpointTimer = undefined;
@@ -127,8 +142,12 @@ export function createDnsComponent(opts: DnsComponentOptions): DnsComponent {
       checkpointDirty = false;
       try {
         await writeCheckpoint(opts.checkpointDir, index.objects());
+        if (checkpointFailing) log.info({ dir: opts.checkpointDir }, 'dns checkpoint written again');
+        checkpointFailing = false;
       } catch (err) {
-        log.warn({ err }, 'dns checkpoint not written');
+        // One line per outage (disk full, read-only), not one per write attempt.
+        if (!checkpointFailing) log.warn({ err, dir: opts.checkpointDir }, 'dns checkpoint not written');
+        checkpointFailing = true;
       }
     });
     return checkpointWrite;

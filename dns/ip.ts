@@ -73,13 +73,17 @@ export function formatIPv6(b: ArrayLike<number>, off = 0): string {
 }
 
 /** Canonical text of an IP (v4 or v6), or undefined when it is not one. */
+/** The canonical text of an IP; the input string itself when it already is (so callers share it). */
 export function canonicalIP(text: string): string | undefined {
+  let out: string | undefined;
   if (text.includes(':')) {
     const b = parseIPv6(text);
-    return b ? formatIPv6(b) : undefined;
+    out = b ? formatIPv6(b) : undefined;
+  } else {
+    const b = parseIPv4(text);
+    out = b ? formatIPv4(b) : undefined;
   }
-  const b = parseIPv4(text);
-  return b ? formatIPv4(b) : undefined;
+  return out === text ? text : out;
 }
 
 export function isIPv6(text: string): boolean {

@@ -35,28 +35,31 @@ export interface NameRecords {
 
 interface PortInfo { readonly name: string; readonly port: number; readonly protocol: string }
 
-const enum Kind { ClusterIP, Headless, ExternalName }
+const enum Kind { Absent, ClusterIP, Headless, ExternalName }
 
-/** What DNS keeps of a Service. */
-interface ServiceEntry {
+/**
+ * One Service name in a namespace: what DNS keeps of the Service (kind `Absent` while there is no
+ * Service, e.g. its EndpointSlices came first) and its EndpointSlices. One object per Service, in a
+ * per-namespace map keyed by the object's own name string: no key strings are built.
+ */
+interface ServiceSlot {
   readonly namespace: string;
   readonly name: string;
-  readonly kind: Kind;
+  kind: Kind;
   /** Canonical cluster IPs (ClusterIP kind). */
-  readonly ips: readonly string[];
+  ips: readonly string[];
   /** Ports from the spec (shared between Services with the same ports). */
-  readonly ports: readonly PortInfo[];
+  ports: readonly PortInfo[];
   /** ExternalName target, when valid. */
-  readonly cname: string | undefined;
+  cname: string | undefined;
+  slices: readonly SliceEntry[];
   /** The IPs this Service has PTR entries for (to remove them on change). */
   ptrIPs: readonly string[];
 }
 
-/** What DNS keeps of an EndpointSlice: its Service, its ports, its ready endpoints. */
+/** What DNS keeps of an EndpointSlice: its Service's name, its ports, its ready endpoints. */
 interface SliceEntry {
-  readonly namespace: string;
-  readonly name: string;
-  /** `namespace/service` it belongs to, or undefined without the service-name label. */
+  /** The `kubernetes.io/service-name` label, or undefined without it. */
   readonly service: string | undefined;
   readonly ports: readonly PortInfo[];
   /** Ready endpoints, flat: ip, hostname ('' when none or not a DNS label), ip, hostname, … */
@@ -136,10 +139,6 @@ export function podIPs(pod: Pod): string[] {
   return all.map((ip) => (typeof ip === 'string' ? canonicalIP(ip) : undefined)).filter((ip): ip is string => ip !== undefined);
 }
 
-function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
-  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
-}
-
 export interface ZoneIndexStats { services: number; endpointSlices: number; ptrs: number; pods: number; namespaces: number }
 
 /**
@@ -172,24 +171,43 @@ export interface ZoneIndex {
   objects(): { services: Service[]; endpointSlices: EndpointSlice[]; pods: Pod[]; namespaces: Namespace[] };
 }
 
+/** Map of maps (namespace → name → value): no `namespace/name` strings to build or keep. */
+function nested<V>() {
+  const outer = new Map<string, Map<string, V>>();
+  return {
+    get: (ns: string, name: string) => outer.get(ns)?.get(name),
+    set(ns: string, name: string, v: V) {
+      let inner = outer.get(ns);
+      if (!inner) outer.set(ns, (inner = new Map()));
+      inner.set(name, v);
+    },
+    delete(ns: string, name: string) {
+      const inner = outer.get(ns);
+      if (inner?.delete(name) && inner.size === 0) outer.delete(ns);
+    },
+    *entries(): IterableIterator<[string, string, V]> {
+      for (const [ns, inner] of outer) for (const [name, v] of inner) yield [ns, name, v];
+    },
+  };
+}
+
 export function createZoneIndex(zone: string, now: () => number = Date.now): ZoneIndex {
   const svcSuffix = `.svc.${zone}`;
   const intern = createPortInterner();
-  /** `namespace/name` → Service */
-  const services = new Map<string, ServiceEntry>();
-  /** `namespace/name` → EndpointSlice */
-  const slices = new Map<string, SliceEntry>();
-  /** `namespace/service` → its slices (also before the Service itself arrives) */
-  const slicesByService = new Map<string, SliceEntry[]>();
+  const slots = nested<ServiceSlot>();
+  const slices = nested<SliceEntry>();
   /** IP → the Service(s) with a cluster IP or ready endpoint there. */
-  const ptrs = new Map<string, ServiceEntry | ServiceEntry[]>();
-  /** `namespace/ip` → number of pods with that IP. */
-  const podIndex = new Map<string, number>();
-  /** `namespace/name` → IPs of the pod (one string when one IP). */
-  const pods = new Map<string, string | readonly string[]>();
+  const ptrs = new Map<string, ServiceSlot | ServiceSlot[]>();
+  /** namespace → pod name → its IPs (one string when one IP). */
+  const pods = nested<string | readonly string[]>();
+  /** namespace → IP → number of pods with that IP. */
+  const podIPCount = nested<number>();
   const nsCounts = new Map<string, number>();
   const nsObjects = new Set<string>();
   let namespaceObjects = false;
+  let serviceCount = 0;
+  let sliceCount = 0;
+  let podCount = 0;
   let generation = 0;
   let serial = Math.floor(now() / 1000);
 
@@ -198,34 +216,46 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     const n = (nsCounts.get(ns) ?? 0) + delta;
     if (n <= 0) nsCounts.delete(ns); else nsCounts.set(ns, n);
   };
+  const exists = (slot: ServiceSlot | undefined): slot is ServiceSlot => slot !== undefined && slot.kind !== Kind.Absent;
+
+  function slotFor(ns: string, name: string): ServiceSlot {
+    let slot = slots.get(ns, name);
+    if (!slot) {
+      slot = { namespace: ns, name, kind: Kind.Absent, ips: EMPTY, ports: EMPTY, cname: undefined, slices: EMPTY, ptrIPs: EMPTY };
+      slots.set(ns, name, slot);
+    }
+    return slot;
+  }
+
+  /** Forgets a slot that holds neither a Service nor slices. */
+  function dropIfEmpty(slot: ServiceSlot): void {
+    if (slot.kind === Kind.Absent && slot.slices.length === 0) slots.delete(slot.namespace, slot.name);
+  }
 
   // ---- building entries from objects ----
 
-  function serviceEntry(svc: Service): ServiceEntry {
-    const namespace = svc.metadata!.namespace!;
-    const name = svc.metadata!.name!;
+  /** The Service's DNS fields; assigned to its slot only once all are computed. */
+  function serviceFields(svc: Service): Pick<ServiceSlot, 'kind' | 'ips' | 'ports' | 'cname'> {
     const spec = svc.spec ?? {};
     if (spec.type === 'ExternalName') {
       const target = (typeof spec.externalName === 'string' ? spec.externalName : '').toLowerCase().replace(/\.$/, '');
       // Like CoreDNS: an ExternalName that is an IP gets no record.
       const cname = target && NAME_RE.test(target) && !canonicalIP(target) ? target : undefined;
-      return { namespace, name, kind: Kind.ExternalName, ips: EMPTY, ports: EMPTY, cname, ptrIPs: EMPTY };
+      return { kind: Kind.ExternalName, ips: EMPTY, ports: EMPTY, cname };
     }
-    if (spec.clusterIP === 'None') return { namespace, name, kind: Kind.Headless, ips: EMPTY, ports: EMPTY, cname: undefined, ptrIPs: EMPTY };
+    if (spec.clusterIP === 'None') return { kind: Kind.Headless, ips: EMPTY, ports: EMPTY, cname: undefined };
     const ips = (list(spec.clusterIPs).length ? list(spec.clusterIPs) : [String(spec.clusterIP ?? '')])
       .map((ip) => (typeof ip === 'string' ? canonicalIP(ip) : undefined))
       .filter((ip): ip is string => ip !== undefined);
     const ports = list(spec.ports as ServicePort[]).map(portInfo).filter((p): p is PortInfo => p !== undefined);
-    return { namespace, name, kind: Kind.ClusterIP, ips: ips.length ? ips : EMPTY, ports: intern(ports), cname: undefined, ptrIPs: EMPTY };
+    return { kind: Kind.ClusterIP, ips: ips.length ? ips.slice() : EMPTY, ports: intern(ports), cname: undefined };
   }
 
   function sliceEntry(slice: EndpointSlice): SliceEntry {
-    const namespace = slice.metadata?.namespace ?? '';
-    const name = slice.metadata?.name ?? '';
-    const svc = slice.metadata?.labels?.['kubernetes.io/service-name'];
-    const service = svc && namespace ? serviceKey(namespace, svc) : undefined;
+    const label = slice.metadata?.labels?.['kubernetes.io/service-name'];
+    const service = typeof label === 'string' && label ? label : undefined;
     // FQDN slices carry no addresses DNS can answer with.
-    if (slice.addressType === 'FQDN') return { namespace, name, service, ports: EMPTY, endpoints: EMPTY };
+    if (slice.addressType === 'FQDN') return { service, ports: EMPTY, endpoints: EMPTY };
     const ports = list(slice.ports).map(portInfo).filter((p): p is PortInfo => p !== undefined);
     const endpoints: string[] = [];
     for (const ep of list(slice.endpoints)) {
@@ -236,15 +266,16 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
         if (ip) endpoints.push(ip, hostname && LABEL_RE.test(hostname) ? hostname : '');
       }
     }
-    return { namespace, name, service, ports: intern(ports), endpoints: endpoints.length ? endpoints : EMPTY };
+    // slice(): an exact-size copy, not the push-grown one (it lives as long as the slice).
+    return { service, ports: intern(ports), endpoints: endpoints.length ? endpoints.slice() : EMPTY };
   }
 
   // ---- reading entries ----
 
   /** Ready endpoints of a Service, deduplicated (ready unset counts as ready). */
-  function readyEndpoints(key: string): ReadyEndpoint[] {
+  function readyEndpoints(slot: ServiceSlot): ReadyEndpoint[] {
     const out: ReadyEndpoint[] = [];
-    for (const s of slicesByService.get(key) ?? EMPTY) {
+    for (const s of slot.slices) {
       const eps = s.endpoints;
       for (let i = 0; i < eps.length; i += 2) {
         const ip = eps[i]!;
@@ -255,29 +286,21 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     return out;
   }
 
-  function slicePorts(key: string): PortInfo[] {
+  function slicePorts(slot: ServiceSlot): PortInfo[] {
     const out: PortInfo[] = [];
-    for (const s of slicesByService.get(key) ?? EMPTY) {
+    for (const s of slot.slices) {
       for (const p of s.ports) if (!out.some((x) => x.name === p.name && x.port === p.port && x.protocol === p.protocol)) out.push(p);
     }
     return out;
   }
 
-  function endpointIPs(key: string): string[] {
-    const out: string[] = [];
-    for (const s of slicesByService.get(key) ?? EMPTY) {
-      for (let i = 0; i < s.endpoints.length; i += 2) if (!out.includes(s.endpoints[i]!)) out.push(s.endpoints[i]!);
-    }
-    return out;
-  }
-
   /** `<svc>.<ns>.svc.<zone>` */
-  const baseName = (e: ServiceEntry) => `${e.name}.${e.namespace}${svcSuffix}`;
+  const baseName = (slot: ServiceSlot) => `${slot.name}.${slot.namespace}${svcSuffix}`;
 
-  function lookupService(e: ServiceEntry, key: string, labels: string[]): NameRecords | undefined {
+  function lookupService(e: ServiceSlot, labels: string[]): NameRecords | undefined {
     const base = baseName(e);
     if (e.kind === Kind.ExternalName) return labels.length === 0 && e.cname ? { cname: e.cname } : undefined;
-    const eps = readyEndpoints(key);
+    const eps = readyEndpoints(e);
     if (labels.length === 1) {
       // EndpointRecords: <endpoint>.<svc>… for every ready endpoint, headless or not (as CoreDNS).
       const label = labels[0]!;
@@ -288,12 +311,12 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
         r ??= {};
         addAddress(r, ep.ip);
       }
-      if (r) for (const p of slicePorts(key)) addSrv(r, p.port, owner);
+      if (r) for (const p of slicePorts(e)) addSrv(r, p.port, owner);
       return r;
     }
     if (e.kind === Kind.Headless) {
       if (eps.length === 0) return undefined;
-      const ports = slicePorts(key);
+      const ports = slicePorts(e);
       const r: NameRecords = {};
       if (labels.length === 0) {
         for (const ep of eps) {
@@ -334,14 +357,14 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
 
   // ---- PTR entries ----
 
-  function ptrAdd(ip: string, e: ServiceEntry): void {
+  function ptrAdd(ip: string, e: ServiceSlot): void {
     const cur = ptrs.get(ip);
     if (cur === undefined) ptrs.set(ip, e);
     else if (Array.isArray(cur)) { if (!cur.includes(e)) cur.push(e); }
-    else if (cur !== e) ptrs.set(ip, [cur as ServiceEntry, e]);
+    else if (cur !== e) ptrs.set(ip, [cur as ServiceSlot, e]);
   }
 
-  function ptrRemove(ip: string, e: ServiceEntry): void {
+  function ptrRemove(ip: string, e: ServiceSlot): void {
     const cur = ptrs.get(ip);
     if (cur === e) ptrs.delete(ip);
     else if (Array.isArray(cur)) {
@@ -351,47 +374,40 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     }
   }
 
-  /** Recomputes which IPs point at the Service (cluster IPs and ready endpoint IPs). */
-  function refreshPtrs(key: string, e: ServiceEntry | undefined, old: ServiceEntry | undefined): void {
-    if (old) for (const ip of old.ptrIPs) ptrRemove(ip, old);
-    if (!e) return;
-    if (e.kind === Kind.ExternalName) { e.ptrIPs = EMPTY; return; }
-    const ips = endpointIPs(key);
+  /** Recomputes which IPs point at the Service: its cluster IPs and ready endpoint IPs. */
+  function refreshPtrs(e: ServiceSlot): void {
+    for (const ip of e.ptrIPs) ptrRemove(ip, e);
+    e.ptrIPs = EMPTY;
+    if (e.kind === Kind.Absent || e.kind === Kind.ExternalName) return;
+    const ips: string[] = [];
+    for (const s of e.slices) for (let i = 0; i < s.endpoints.length; i += 2) if (!ips.includes(s.endpoints[i]!)) ips.push(s.endpoints[i]!);
     if (e.kind === Kind.ClusterIP) for (const ip of e.ips) if (!ips.includes(ip)) ips.push(ip);
-    e.ptrIPs = ips.length ? ips.slice() : EMPTY; // exact size: it lives as long as the Service
+    e.ptrIPs = ips.length ? ips.slice() : EMPTY;
     for (const ip of e.ptrIPs) ptrAdd(ip, e);
   }
 
-  function ptrTargets(e: ServiceEntry, key: string, ip: string, out: string[]): void {
+  function ptrTargets(e: ServiceSlot, ip: string, out: string[]): void {
+    if (!exists(e)) return;
     const base = baseName(e);
-    for (const ep of readyEndpoints(key)) if (ep.ip === ip) out.push(`${ep.label}.${base}`);
+    for (const ep of readyEndpoints(e)) if (ep.ip === ip) out.push(`${ep.label}.${base}`);
     if (e.kind === Kind.ClusterIP && e.ips.includes(ip)) out.push(base);
   }
 
-  function removeSliceFrom(svcKey: string | undefined, entry: SliceEntry): void {
-    if (!svcKey) return;
-    const own = slicesByService.get(svcKey);
-    if (!own) return;
-    const left = own.filter((s) => s !== entry);
-    if (left.length) slicesByService.set(svcKey, left); else slicesByService.delete(svcKey);
-  }
-
   /** The endpoints of a Service changed: its PTR entries follow, answers change. */
-  function endpointsChanged(svcKey: string | undefined): void {
-    if (!svcKey) return;
-    const e = services.get(svcKey);
-    if (!e) return;
-    refreshPtrs(svcKey, e, e);
+  function endpointsChanged(slot: ServiceSlot): void {
+    if (!exists(slot)) return;
+    refreshPtrs(slot);
     touch();
   }
 
   function removePodIPs(ns: string, ips: string | readonly string[]): void {
     for (const ip of typeof ips === 'string' ? [ips] : ips) {
-      const k = `${ns}/${ip}`;
-      const n = (podIndex.get(k) ?? 1) - 1;
-      if (n) podIndex.set(k, n); else podIndex.delete(k);
+      const n = (podIPCount.get(ns, ip) ?? 1) - 1;
+      if (n) podIPCount.set(ns, ip, n); else podIPCount.delete(ns, ip);
     }
   }
+
+  const nameOf = (o: { metadata?: { namespace?: string; name?: string } }) => [o.metadata?.namespace ?? '', o.metadata?.name ?? ''] as const;
 
   return {
     zone,
@@ -399,94 +415,104 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
       if (!name.endsWith(svcSuffix)) return undefined;
       const labels = name.slice(0, -svcSuffix.length).split('.');
       const n = labels.length;
-      if (n < 2 || n > 4) return undefined;
       // <svc>.<ns> | <endpoint>.<svc>.<ns> | _<port>._<proto>.<svc>.<ns>
-      const ns = labels[n - 1]!;
-      const svc = labels[n - 2]!;
-      const key = serviceKey(ns, svc);
-      const e = services.get(key);
-      if (!e) return undefined;
+      if (n < 2 || n > 4) return undefined;
+      const slot = slots.get(labels[n - 1]!, labels[n - 2]!);
+      if (!exists(slot)) return undefined;
       const rest = labels.slice(0, n - 2);
       if (rest.length === 2 && !(rest[0]!.startsWith('_') && rest[1]!.startsWith('_'))) return undefined;
-      return lookupService(e, key, rest);
+      return lookupService(slot, rest);
     },
     ptr(ip) {
       const cur = ptrs.get(ip);
       if (cur === undefined) return undefined;
       const out: string[] = [];
-      for (const e of Array.isArray(cur) ? cur : [cur as ServiceEntry]) ptrTargets(e, serviceKey(e.namespace, e.name), ip, out);
+      for (const e of Array.isArray(cur) ? cur : [cur as ServiceSlot]) ptrTargets(e, ip, out);
       return out.length ? [...new Set(out)] : undefined;
     },
     generation: () => generation,
     namespaceExists: (ns) => (namespaceObjects ? nsObjects.has(ns) : nsCounts.has(ns)),
-    podHasIP: (ns, ip) => podIndex.has(`${ns}/${ip}`),
+    podHasIP: (ns, ip) => podIPCount.get(ns, ip) !== undefined,
     serial: () => serial >>> 0,
     upsertService(svc) {
       const problem = invalidService(svc);
       if (problem) return problem;
-      const key = keyOf(svc);
-      // Built before the old entry goes: if an object is too broken to build from, the old records stay.
-      const entry = serviceEntry(svc);
-      const old = services.get(key);
-      if (!old) countNs(entry.namespace, 1);
-      services.set(key, entry);
-      refreshPtrs(key, entry, old);
+      // Computed before the slot changes: if an object is too broken to build from, the old records stay.
+      const fields = serviceFields(svc);
+      const slot = slotFor(svc.metadata!.namespace!, svc.metadata!.name!);
+      if (slot.kind === Kind.Absent) { countNs(slot.namespace, 1); serviceCount++; }
+      Object.assign(slot, fields);
+      refreshPtrs(slot);
       touch();
       return undefined;
     },
     deleteService(svc) {
-      const key = keyOf(svc);
-      const old = services.get(key);
-      if (!old) return;
-      services.delete(key);
-      countNs(old.namespace, -1);
-      refreshPtrs(key, undefined, old);
+      const [ns, name] = nameOf(svc);
+      const slot = slots.get(ns, name);
+      if (!exists(slot)) return;
+      Object.assign(slot, { kind: Kind.Absent, ips: EMPTY, ports: EMPTY, cname: undefined });
+      refreshPtrs(slot);
+      countNs(ns, -1);
+      serviceCount--;
+      dropIfEmpty(slot);
       touch();
     },
     upsertSlice(slice) {
-      const key = keyOf(slice);
+      const [ns, name] = nameOf(slice);
       const entry = sliceEntry(slice);
-      const old = slices.get(key);
-      slices.set(key, entry);
-      const own = entry.service ? slicesByService.get(entry.service) : undefined;
-      const at = old && own ? own.indexOf(old) : -1;
-      if (at !== -1) own![at] = entry; // same Service: keep the slice's place (answer order)
-      else {
-        if (old) {
-          removeSliceFrom(old.service, old);
-          endpointsChanged(old.service);
-        }
-        if (!entry.service) return;
-        if (own) own.push(entry); else slicesByService.set(entry.service, [entry]);
+      const old = slices.get(ns, name);
+      if (!old) sliceCount++;
+      slices.set(ns, name, entry);
+      if (old && old.service === entry.service && entry.service) {
+        // Same Service: the slice keeps its place (answer order).
+        const slot = slotFor(ns, entry.service);
+        slot.slices = slot.slices.map((s) => (s === old ? entry : s));
+        endpointsChanged(slot);
+        return;
       }
-      endpointsChanged(entry.service);
+      if (old?.service) {
+        const before = slots.get(ns, old.service);
+        if (before) {
+          before.slices = before.slices.filter((s) => s !== old);
+          endpointsChanged(before);
+          dropIfEmpty(before);
+        }
+      }
+      if (!entry.service) return;
+      const slot = slotFor(ns, entry.service);
+      slot.slices = [...slot.slices, entry];
+      endpointsChanged(slot);
     },
     deleteSlice(slice) {
-      const key = keyOf(slice);
-      const old = slices.get(key);
+      const [ns, name] = nameOf(slice);
+      const old = slices.get(ns, name);
       if (!old) return;
-      slices.delete(key);
-      removeSliceFrom(old.service, old);
-      endpointsChanged(old.service);
+      slices.delete(ns, name);
+      sliceCount--;
+      if (!old.service) return;
+      const slot = slots.get(ns, old.service);
+      if (!slot) return;
+      slot.slices = slot.slices.filter((s) => s !== old);
+      endpointsChanged(slot);
+      dropIfEmpty(slot);
     },
     upsertPod(pod) {
-      const key = keyOf(pod);
-      const ns = pod.metadata?.namespace;
+      const [ns, name] = nameOf(pod);
       if (!ns) return;
       const ips = podIPs(pod);
-      const old = pods.get(key);
+      const old = pods.get(ns, name);
       if (old !== undefined) removePodIPs(ns, old);
-      else countNs(ns, 1);
-      pods.set(key, ips.length === 1 ? ips[0]! : ips);
+      else { countNs(ns, 1); podCount++; }
+      pods.set(ns, name, ips.length === 1 ? ips[0]! : ips);
       generation++;
-      for (const ip of ips) podIndex.set(`${ns}/${ip}`, (podIndex.get(`${ns}/${ip}`) ?? 0) + 1);
+      for (const ip of ips) podIPCount.set(ns, ip, (podIPCount.get(ns, ip) ?? 0) + 1);
     },
     deletePod(pod) {
-      const key = keyOf(pod);
-      const old = pods.get(key);
+      const [ns, name] = nameOf(pod);
+      const old = pods.get(ns, name);
       if (old === undefined) return;
-      const ns = key.slice(0, key.indexOf('/'));
-      pods.delete(key);
+      pods.delete(ns, name);
+      podCount--;
       generation++;
       countNs(ns, -1);
       removePodIPs(ns, old);
@@ -502,32 +528,35 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     useNamespaceObjects() {
       namespaceObjects = true;
     },
-    stats: () => ({ services: services.size, endpointSlices: slices.size, ptrs: ptrs.size, pods: pods.size, namespaces: namespaceObjects ? nsObjects.size : nsCounts.size }),
-    objects: () => ({
-      services: [...services.values()].map((e): Service => ({
-        metadata: { namespace: e.namespace, name: e.name },
-        spec: e.kind === Kind.ExternalName
-          ? { type: 'ExternalName', ...(e.cname ? { externalName: e.cname } : {}) }
-          : e.kind === Kind.Headless
-            ? { clusterIP: 'None' }
-            : { clusterIP: e.ips[0] ?? '', clusterIPs: [...e.ips], ports: e.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol.toUpperCase() })) },
-      })),
-      endpointSlices: [...slices.values()].map((s): EndpointSlice => {
+    stats: () => ({ services: serviceCount, endpointSlices: sliceCount, ptrs: ptrs.size, pods: podCount, namespaces: namespaceObjects ? nsObjects.size : nsCounts.size }),
+    objects() {
+      const services: Service[] = [];
+      for (const [, , e] of slots.entries()) {
+        if (!exists(e)) continue;
+        services.push({
+          metadata: { namespace: e.namespace, name: e.name },
+          spec: e.kind === Kind.ExternalName
+            ? { type: 'ExternalName', ...(e.cname ? { externalName: e.cname } : {}) }
+            : e.kind === Kind.Headless
+              ? { clusterIP: 'None' }
+              : { clusterIP: e.ips[0] ?? '', clusterIPs: [...e.ips], ports: e.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol.toUpperCase() })) },
+        });
+      }
+      const endpointSlices: EndpointSlice[] = [];
+      for (const [namespace, name, s] of slices.entries()) {
         const endpoints = [];
         for (let i = 0; i < s.endpoints.length; i += 2) endpoints.push({ addresses: [s.endpoints[i]!], conditions: { ready: true }, ...(s.endpoints[i + 1] ? { hostname: s.endpoints[i + 1]! } : {}) });
-        return {
-          metadata: { namespace: s.namespace, name: s.name, ...(s.service ? { labels: { 'kubernetes.io/service-name': s.service.slice(s.service.indexOf('/') + 1) } } : {}) },
+        endpointSlices.push({
+          metadata: { namespace, name, ...(s.service ? { labels: { 'kubernetes.io/service-name': s.service } } : {}) },
           addressType: s.endpoints.length && isIPv6(s.endpoints[0]!) ? 'IPv6' : 'IPv4',
           endpoints,
           ports: s.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol.toUpperCase() })),
-        };
-      }),
+        });
+      }
       // Only what PodRecords need, so the checkpoint stays small.
-      pods: [...pods].map(([key, ips]) => ({
-        metadata: { namespace: key.slice(0, key.indexOf('/')), name: key.slice(key.indexOf('/') + 1) },
-        status: { podIPs: (typeof ips === 'string' ? [ips] : ips).map((ip) => ({ ip })) },
-      })),
-      namespaces: [...nsObjects].map((name) => ({ metadata: { name } })),
-    }),
+      const podList: Pod[] = [];
+      for (const [namespace, name, ips] of pods.entries()) podList.push({ metadata: { namespace, name }, status: { podIPs: (typeof ips === 'string' ? [ips] : ips).map((ip) => ({ ip })) } });
+      return { services, endpointSlices, pods: podList, namespaces: [...nsObjects].map((name) => ({ metadata: { name } })) };
+    },
   };
 }

@@ -15,6 +15,8 @@ export interface Endpoint {
   serving: boolean;
   terminating: boolean;
   isLocal: boolean;
+  /** `{ ip, port }`, the object every list of this endpoint shares. */
+  address: EndpointAddress;
 }
 
 export interface EndpointAddress {
@@ -56,6 +58,7 @@ export function endpointsFor(slices: Iterable<EndpointSlice>, spec: ServicePortS
         serving,
         terminating: ep.conditions?.terminating === true,
         isLocal: ep.nodeName !== undefined && ep.nodeName === nodeName,
+        address: { ip, port: port.port },
         ...(ep.nodeName !== undefined ? { nodeName: ep.nodeName } : {}),
         ...(ep.hints?.forZones ? { zoneHints: ep.hints.forZones.map((z) => z.name) } : {}),
       };
@@ -82,12 +85,7 @@ function topologyFilter(eps: Endpoint[], spec: ServicePortSpec, nodeZone: string
 }
 
 /** One address object per endpoint, shared by the internal, external and serving lists. */
-const addresses = new WeakMap<Endpoint, EndpointAddress>();
-function addr(e: Endpoint): EndpointAddress {
-  let a = addresses.get(e);
-  if (!a) addresses.set(e, (a = { ip: e.ip, port: e.port }));
-  return a;
-}
+const addr = (e: Endpoint): EndpointAddress => e.address;
 
 export function categorizeEndpoints(eps: Endpoint[], spec: ServicePortSpec, nodeZone: string | undefined): CategorizedEndpoints {
   const cluster = topologyFilter(usable(eps), spec, nodeZone);

@@ -2,7 +2,9 @@
 # Builds keelson's release artifacts, per architecture: a tarball keelson-<version>-linux-<arch>.tar.gz
 # (unpack it and run its install.sh) and a Debian package keelson_<version>_<arch>.deb.
 #
-#   scripts/package.sh [--arch amd64|arm64|all] [--out DIR] [--no-deb] [--no-tarball]
+#   scripts/package.sh [--arch amd64|arm64|all] [--out DIR] [--no-deb] [--no-tarball] [--allow-type-errors]
+#
+# Type errors stop the build unless --allow-type-errors (a development snapshot while others edit).
 #
 # keelson has no native addons, so one compiled build (dist/ plus the production node_modules) serves
 # both architectures; only the bundled Node.js runtime differs. It comes from the npm packages
@@ -26,6 +28,7 @@ arch=all
 out="$repo/dist/release"
 make_deb=1
 make_tarball=1
+strict=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=${2:?--arch needs amd64, arm64 or all}; shift 2 ;;
@@ -34,7 +37,8 @@ while [ $# -gt 0 ]; do
     --out=*) out=${1#--out=}; shift ;;
     --no-deb) make_deb=0; shift ;;
     --no-tarball) make_tarball=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --allow-type-errors) strict=0; shift ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "package.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +48,7 @@ case "$arch" in
   *) echo "package.sh: --arch must be amd64, arm64 or all, not $arch" >&2; exit 2 ;;
 esac
 
-log() { echo "package: $*"; }
+log() { echo "package: [${SECONDS}s] $*"; }
 node_bin=$(scripts/node-runtime.sh)
 json() { "$node_bin" -e "const p=require('./package.json'); const v=$1; if (v === undefined) process.exit(1); console.log(v)"; }
 version=$(json 'p.version')
@@ -67,7 +71,7 @@ cat > "$work/tsconfig.json" <<JSON
 }
 JSON
 log "compiling keelson $version (tsc, production sources)"
-"$node_bin" node_modules/typescript/bin/tsc -p "$work/tsconfig.json"
+"$node_bin" node_modules/typescript/bin/tsc -p "$work/tsconfig.json" >&2 || { [ "$strict" = 0 ] || { echo "package.sh: type errors in the production sources (above): not packaging" >&2; exit 1; }; }
 mkdir -p "$common/cri/proto"
 cp cri/proto/*.proto "$common/cri/proto/"
 cp package.json package-lock.json "$common/"
@@ -231,7 +235,7 @@ for a in "${arches[@]}"; do
     deb_root="$work/deb-$a"
     stage_tree "$a" "$deb_root"
     write_debian_control "$a" "$deb_root"
-    dpkg-deb --root-owner-group -Zgzip --build "$deb_root" "$out/keelson_${version}_$a.deb" >/dev/null
+    dpkg-deb --root-owner-group -Zgzip -z6 --build "$deb_root" "$out/keelson_${version}_$a.deb" >/dev/null
     log "wrote $out/keelson_${version}_$a.deb ($(du -h "$out/keelson_${version}_$a.deb" | cut -f1))"
   fi
 done

@@ -196,7 +196,8 @@ export function referencedConfigObjects(pod: Pod): { configMaps: string[]; secre
 export interface ConfigObjectStore {
   /**
    * The ConfigMap or Secret from the apiserver (checkpointed on the way), or the checkpointed copy
-   * when the apiserver cannot be reached; undefined when it does not exist.
+   * when the apiserver cannot be reached; undefined when it does not exist; throws when it cannot be
+   * known (unreachable and never checkpointed).
    */
   getConfigMap(namespace: string, name: string): Promise<ConfigMap | undefined>;
   getSecret(namespace: string, name: string): Promise<Secret | undefined>;
@@ -221,7 +222,8 @@ export function createConfigObjectStore(client: ConfigObjectClient, checkpoint: 
         return undefined;
       }
       const saved = checkpoint.loadObject(kind as 'ConfigMap', namespace, name) as T | undefined;
-      if (saved) logger.debug({ err, object: `${kind} ${namespace}/${name}` }, 'apiserver unreachable; using the checkpointed copy');
+      if (!saved) throw err; // cannot be known: the caller reports it and retries
+      logger.debug({ err, object: `${kind} ${namespace}/${name}` }, 'apiserver unreachable; using the checkpointed copy');
       return saved;
     }
   }
@@ -239,7 +241,7 @@ export function createConfigObjectStore(client: ConfigObjectClient, checkpoint: 
       for (const kind of ['ConfigMap', 'Secret'] as const) {
         for (const key of wanted[kind]) {
           const [ns, name] = key.split('/');
-          await fetch(kind, ns, name);
+          await fetch(kind, ns, name).catch(() => undefined); // best effort: the next refresh tries again
         }
         for (const key of checkpoint.listObjects(kind)) {
           if (wanted[kind].has(key)) continue;

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { arch } from 'node:os';
+import type { TokenRequest } from 'kubernetes-types/authentication/v1';
 import type { Node, Pod } from 'kubernetes-types/core/v1';
 import type { KubeClient } from '../kube/client';
 import type { InformerFactory } from '../kube/informer-factory';
@@ -14,7 +15,8 @@ import { Resources } from '../kube/resources';
 import { admitPod } from './admission';
 import { createApiPodSource, isMirrorPod } from './api-pod-source';
 import { createConfigObjectStore, createPodCheckpoint, referencedConfigObjects, type ConfigObjectStore } from './checkpoint';
-import { realClock } from './clock';
+import { realClock, type ClockTimer } from './clock';
+import type { PodDataLookup } from './pod-data';
 import { createEventRecorder, registerEventSink, type EventRecorder } from './events';
 import { createKubelet, type KubeletComponent, type KubeletOptions } from './kubelet';
 import { canonicalJson } from './labels';
@@ -65,6 +67,34 @@ export function createClusterKubeletComponent(options: ClusterKubeletOptions): C
   const staticPods = new Map<string, Pod>();
   let lastRefs = '';
 
+  /** What pods reference (env, volumes, tokens, service links), for spec features (pod-data.ts). */
+  function clusterPodData(): PodDataLookup {
+    const services = informers.forResource(Resources.services);
+    return {
+      getConfigMap: (ns, name) => configObjects.getConfigMap(ns, name),
+      getSecret: (ns, name) => configObjects.getSecret(ns, name),
+      async requestToken(ns, serviceAccount, opts) {
+        // POST serviceaccounts/<name>/token: the subresource path rides on the resource name
+        const res = { group: '', version: 'v1', resource: `serviceaccounts/${encodeURIComponent(serviceAccount)}/token`, namespaced: true, kind: 'TokenRequest' } as const;
+        const body: TokenRequest = {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { audiences: opts.audiences, expirationSeconds: opts.expirationSeconds, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: opts.boundPod.name, uid: opts.boundPod.uid } },
+        };
+        const out = await client.create<TokenRequest>(res, body, { namespace: ns });
+        return { token: out.status!.token, expirationTimestamp: out.status!.expirationTimestamp };
+      },
+      async listServices(ns) {
+        // the shared Service informer (started here when neither proxy nor DNS runs); a short wait for its first list
+        services.start();
+        let timer: ClockTimer | undefined;
+        await Promise.race([services.waitForSync(), new Promise<void>((resolve) => (timer = clock.setTimer(2000, resolve)))]);
+        timer?.cancel();
+        return services.list().filter((s) => s.metadata?.namespace === ns);
+      },
+    };
+  }
+
   function fallbackNode(): Node {
     return {
       metadata: {
@@ -75,7 +105,7 @@ export function createClusterKubeletComponent(options: ClusterKubeletOptions): C
     };
   }
 
-  const kubelet = createKubelet({ ...options, clock }, {
+  const kubelet = createKubelet({ ...options, clock, podData: options.podData ?? clusterPodData() }, {
     sources: [staticSource, apiSource],
     hooks: {
       admit(pod, admitted) {
@@ -88,6 +118,8 @@ export function createClusterKubeletComponent(options: ClusterKubeletOptions): C
         staticPods.clear();
         for (const p of all.get('file') ?? []) staticPods.set(p.metadata!.uid!, p);
         mirrors.setStaticPods([...staticPods.values()]);
+        // until the api source delivered its first set, what runs is not the whole story: keep the checkpoint
+        if (!all.has('api')) return;
         const fromApi = running.filter((p) => !staticPods.has(p.metadata!.uid!));
         try {
           checkpoint.savePods(fromApi);

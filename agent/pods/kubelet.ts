@@ -15,6 +15,8 @@ import { createCriRuntime } from './cri-runtime';
 import { parseResolvConf } from './dns';
 import { canonicalJson } from './labels';
 import { createImagePuller } from './images';
+import { createLifecycleHooks } from './hooks';
+import { createProber } from './probes/prober';
 import { createPleg } from './pleg';
 import type { ManifestProblem, PodSource } from './pod-source';
 import { createPodWorker, type PodWorker, type PodWorkerDeps, type TerminateOptions, type WorkerPhase } from './pod-worker';
@@ -277,7 +279,9 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
         logger.warn({ err, file: config.resolvConf ?? '/etc/resolv.conf' }, 'cannot read resolv.conf; pods get the runtime default DNS');
       }
       await resolveRuntimeName();
+      const prober = createProber(runtime!);
       const manager = createRuntimeManager({
+        hooks: createLifecycleHooks({ prober, clock, logger }),
         runtime: runtime!,
         images: createImagePuller(runtime!, backoff, clock),
         backoff,
@@ -301,6 +305,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
         hostIP: config.nodeIP ?? '',
         podLogsDir: config.podLogsDir,
         resyncMs: config.resyncMs,
+        prober,
       };
       for (const source of deps.sources) await source.start((pods) => podsChanged(source.name, pods));
       sourcesReady = true;

@@ -5,7 +5,7 @@
  * operator can fix the file; one bad document never hides the good ones beside it.
  */
 import { CORE_SCHEMA, loadAll, YAMLException } from 'js-yaml';
-import type { Container, Pod } from 'kubernetes-types/core/v1';
+import type { Container, DownwardAPIVolumeFile, Pod, Volume } from 'kubernetes-types/core/v1';
 import { bytes, milliCpu } from './quantity';
 
 export interface FieldProblem {
@@ -48,35 +48,78 @@ const objectMeta = obj({
   managedFields: 'any', selfLink: 'string',
 });
 
+const capabilities = obj({ add: 'stringList', drop: 'stringList' });
 const securityContext = obj({
-  capabilities: 'any', privileged: 'bool', seLinuxOptions: 'any', windowsOptions: 'any', runAsUser: 'int',
+  capabilities, privileged: 'bool', seLinuxOptions: 'any', windowsOptions: 'any', runAsUser: 'int',
   runAsGroup: 'int', runAsNonRoot: 'bool', readOnlyRootFilesystem: 'bool', allowPrivilegeEscalation: 'bool',
   procMount: 'string', seccompProfile: 'any', appArmorProfile: 'any',
 });
 
+const fieldRef = obj({ apiVersion: 'string', fieldPath: 'string' });
+const resourceFieldRef = obj({ containerName: 'string', resource: 'string', divisor: 'any' });
+const keyRef = obj({ name: 'string', key: 'string', optional: 'bool' });
+const nameRef = obj({ name: 'string', optional: 'bool' });
+
 const container = obj({
   name: 'string', image: 'string', command: 'stringList', args: 'stringList', workingDir: 'string',
   ports: list(obj({ name: 'string', hostPort: 'int', containerPort: 'int', protocol: 'string', hostIP: 'string' })),
-  envFrom: 'any',
+  envFrom: list(obj({ prefix: 'string', configMapRef: nameRef, secretRef: nameRef })),
   env: list(obj({
     name: 'string', value: 'string',
-    valueFrom: obj({ fieldRef: obj({ apiVersion: 'string', fieldPath: 'string' }), resourceFieldRef: 'any', configMapKeyRef: 'any', secretKeyRef: 'any' }),
+    valueFrom: obj({ fieldRef, resourceFieldRef, configMapKeyRef: keyRef, secretKeyRef: keyRef }),
   })),
   resources: obj({ limits: 'quantityMap', requests: 'quantityMap', claims: 'any' }),
-  resizePolicy: 'any', restartPolicy: 'string', volumeMounts: 'any', volumeDevices: 'any',
+  resizePolicy: 'any', restartPolicy: 'string', volumeDevices: 'any',
+  volumeMounts: list(obj({
+    name: 'string', mountPath: 'string', readOnly: 'bool', subPath: 'string', subPathExpr: 'string', mountPropagation: 'string', recursiveReadOnly: 'string',
+  })),
   livenessProbe: 'any', readinessProbe: 'any', startupProbe: 'any', lifecycle: 'any',
   terminationMessagePath: 'string', terminationMessagePolicy: 'string', imagePullPolicy: 'string',
   securityContext, stdin: 'bool', stdinOnce: 'bool', tty: 'bool',
 });
 
+const keyToPath = obj({ key: 'string', path: 'string', mode: 'int' });
+const downwardFile = obj({ path: 'string', fieldRef, resourceFieldRef, mode: 'int' });
+/** Volume types keelson does not set up: valid in the API, rejected for now. */
+export const UNSUPPORTED_VOLUME_TYPES = [
+  'persistentVolumeClaim', 'nfs', 'iscsi', 'csi', 'ephemeral', 'gitRepo', 'glusterfs', 'rbd', 'cephfs', 'cinder', 'fc', 'flexVolume',
+  'flocker', 'awsElasticBlockStore', 'gcePersistentDisk', 'azureDisk', 'azureFile', 'vsphereVolume', 'quobyte', 'photonPersistentDisk',
+  'portworxVolume', 'scaleIO', 'storageos', 'image',
+];
+const volume = obj({
+  name: 'string',
+  emptyDir: obj({ medium: 'string', sizeLimit: 'any' }),
+  hostPath: obj({ path: 'string', type: 'string' }),
+  configMap: obj({ name: 'string', items: list(keyToPath), defaultMode: 'int', optional: 'bool' }),
+  secret: obj({ secretName: 'string', items: list(keyToPath), defaultMode: 'int', optional: 'bool' }),
+  downwardAPI: obj({ items: list(downwardFile), defaultMode: 'int' }),
+  projected: obj({
+    defaultMode: 'int',
+    sources: list(obj({
+      configMap: obj({ name: 'string', items: list(keyToPath), optional: 'bool' }),
+      secret: obj({ name: 'string', items: list(keyToPath), optional: 'bool' }),
+      downwardAPI: obj({ items: list(downwardFile) }),
+      serviceAccountToken: obj({ audience: 'string', expirationSeconds: 'int', path: 'string' }),
+      clusterTrustBundle: 'any',
+    })),
+  }),
+  ...Object.fromEntries(UNSUPPORTED_VOLUME_TYPES.map((t) => [t, 'any' as Type])),
+});
+
+const podSecurityContext = obj({
+  runAsUser: 'int', runAsGroup: 'int', runAsNonRoot: 'bool', supplementalGroups: list('int'), fsGroup: 'int',
+  supplementalGroupsPolicy: 'string', fsGroupChangePolicy: 'string', seLinuxOptions: 'any', windowsOptions: 'any',
+  sysctls: 'any', seccompProfile: 'any', appArmorProfile: 'any', seLinuxChangePolicy: 'string',
+});
+
 const podSpec = obj({
-  volumes: 'any', initContainers: 'any', containers: list(container), ephemeralContainers: 'any',
+  volumes: list(volume), initContainers: list(container), containers: list(container), ephemeralContainers: 'any',
   restartPolicy: 'string', terminationGracePeriodSeconds: 'int', activeDeadlineSeconds: 'int', dnsPolicy: 'string',
   nodeSelector: 'stringMap', serviceAccountName: 'string', serviceAccount: 'string', automountServiceAccountToken: 'bool',
   nodeName: 'string', hostNetwork: 'bool', hostPID: 'bool', hostIPC: 'bool', shareProcessNamespace: 'bool',
-  securityContext: 'any', imagePullSecrets: 'any', hostname: 'string', subdomain: 'string', affinity: 'any',
-  schedulerName: 'string', tolerations: 'any', hostAliases: 'any', priorityClassName: 'string', priority: 'int',
-  dnsConfig: 'any', readinessGates: 'any', runtimeClassName: 'string', enableServiceLinks: 'bool',
+  securityContext: podSecurityContext, imagePullSecrets: list(obj({ name: 'string' })), hostname: 'string', subdomain: 'string', affinity: 'any',
+  schedulerName: 'string', tolerations: 'any', hostAliases: list(obj({ ip: 'string', hostnames: 'stringList' })), priorityClassName: 'string', priority: 'int',
+  dnsConfig: obj({ nameservers: 'stringList', searches: 'stringList', options: list(obj({ name: 'string', value: 'string' })) }), readinessGates: 'any', runtimeClassName: 'string', enableServiceLinks: 'bool',
   preemptionPolicy: 'string', overhead: 'quantityMap', topologySpreadConstraints: 'any', setHostnameAsFQDN: 'bool',
   os: 'any', hostUsers: 'bool', schedulingGates: 'any', resourceClaims: 'any', resources: 'any',
 });
@@ -85,26 +128,31 @@ const podSchema = obj({ apiVersion: 'string', kind: 'string', metadata: objectMe
 
 /** Valid Pod fields that change what runs and that standalone keelson cannot honour yet: errors. */
 const UNSUPPORTED = new Set([
-  'spec.volumes', 'spec.initContainers', 'spec.ephemeralContainers', 'spec.hostPID', 'spec.hostIPC',
-  'spec.shareProcessNamespace', 'spec.runtimeClassName', 'spec.containers[].volumeMounts',
-  'spec.containers[].volumeDevices', 'spec.containers[].envFrom', 'spec.containers[].restartPolicy',
-  'spec.containers[].env[].valueFrom.resourceFieldRef', 'spec.containers[].env[].valueFrom.configMapKeyRef',
-  'spec.containers[].env[].valueFrom.secretKeyRef',
+  'spec.ephemeralContainers', 'spec.hostPID', 'spec.hostIPC', 'spec.shareProcessNamespace', 'spec.runtimeClassName',
+  'spec.containers[].volumeDevices', 'spec.containers[].restartPolicy', 'spec.containers[].volumeMounts[].subPathExpr',
+  'spec.volumes[].projected.sources[].clusterTrustBundle',
+  ...UNSUPPORTED_VOLUME_TYPES.map((t) => `spec.volumes[].${t}`),
 ]);
 
 /** Valid Pod fields that are accepted and not acted upon yet: warnings. */
 const IGNORED = new Set([
   'spec.containers[].livenessProbe', 'spec.containers[].readinessProbe', 'spec.containers[].startupProbe',
-  'spec.containers[].lifecycle', 'spec.affinity', 'spec.tolerations', 'spec.nodeSelector', 'spec.hostAliases',
-  'spec.dnsConfig', 'spec.securityContext', 'spec.imagePullSecrets', 'spec.activeDeadlineSeconds',
+  'spec.containers[].lifecycle', 'spec.affinity', 'spec.tolerations', 'spec.nodeSelector', 'spec.activeDeadlineSeconds',
   'spec.readinessGates', 'spec.topologySpreadConstraints', 'spec.schedulingGates', 'spec.resourceClaims',
-  'spec.resources', 'spec.overhead', 'spec.os', 'spec.hostUsers', 'spec.subdomain', 'spec.setHostnameAsFQDN',
-  'spec.containers[].securityContext.capabilities', 'spec.containers[].securityContext.seLinuxOptions',
-  'spec.containers[].securityContext.runAsGroup', 'spec.containers[].securityContext.runAsNonRoot',
-  'spec.containers[].securityContext.readOnlyRootFilesystem', 'spec.containers[].securityContext.seccompProfile',
-  'spec.containers[].securityContext.appArmorProfile', 'spec.containers[].securityContext.allowPrivilegeEscalation',
-  'spec.containers[].securityContext.procMount', 'spec.containers[].stdin', 'spec.containers[].tty',
+  'spec.resources', 'spec.overhead', 'spec.os', 'spec.hostUsers',
+  'spec.securityContext.seLinuxOptions', 'spec.securityContext.windowsOptions', 'spec.securityContext.sysctls',
+  'spec.securityContext.seccompProfile', 'spec.securityContext.appArmorProfile', 'spec.securityContext.fsGroupChangePolicy',
+  'spec.securityContext.supplementalGroupsPolicy', 'spec.securityContext.seLinuxChangePolicy',
+  'spec.containers[].securityContext.seLinuxOptions', 'spec.containers[].securityContext.seccompProfile',
+  'spec.containers[].securityContext.appArmorProfile', 'spec.containers[].stdin', 'spec.containers[].tty',
+  'spec.containers[].volumeMounts[].recursiveReadOnly',
 ]);
+
+/** Init containers share the container schema; their restartPolicy (sidecars) is supported. */
+function ruleShape(shape: string): string {
+  if (shape === 'spec.initContainers[].restartPolicy') return shape;
+  return shape.startsWith('spec.initContainers[]') ? 'spec.containers[]' + shape.slice('spec.initContainers[]'.length) : shape;
+}
 
 function typeName(value: unknown): string {
   if (value === null) return 'null';
@@ -149,8 +197,8 @@ function walk(value: unknown, type: Type, path: string, shape: string, out: Mani
       continue;
     }
     if (v !== null && v !== undefined && v !== false) {
-      if (UNSUPPORTED.has(fieldShape)) out.errors.push({ field: fieldPath, message: 'Unsupported: keelson does not support this field for static pods yet' });
-      else if (IGNORED.has(fieldShape)) out.warnings.push({ field: fieldPath, message: 'ignored: keelson does not act on this field yet' });
+      if (UNSUPPORTED.has(ruleShape(fieldShape))) out.errors.push({ field: fieldPath, message: 'Unsupported: keelson does not support this field for static pods yet' });
+      else if (IGNORED.has(ruleShape(fieldShape))) out.warnings.push({ field: fieldPath, message: 'ignored: keelson does not act on this field yet' });
     }
     walk(v, fieldType, fieldPath, fieldShape, out);
   }
@@ -164,7 +212,16 @@ const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'];
 const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'];
 const DNS_POLICIES = ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'];
 const PROTOCOLS = ['TCP', 'UDP', 'SCTP'];
-const FIELD_REFS = ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.nodeName', 'spec.serviceAccountName', 'status.podIP', 'status.hostIP'];
+const FIELD_REFS = [
+  'metadata.name', 'metadata.namespace', 'metadata.uid', "metadata.labels['<KEY>']", "metadata.annotations['<KEY>']", 'spec.nodeName',
+  'spec.serviceAccountName', 'status.podIP', 'status.podIPs', 'status.hostIP', 'status.hostIPs',
+];
+const VOLUME_FIELD_REFS = ['metadata.name', 'metadata.namespace', 'metadata.uid', 'metadata.labels', 'metadata.annotations', "metadata.labels['<KEY>']", "metadata.annotations['<KEY>']"];
+const SUBSCRIPTED = /^metadata\.(labels|annotations)\['.+'\]$/;
+const RESOURCE_FIELDS = ['limits.cpu', 'limits.memory', 'limits.ephemeral-storage', 'requests.cpu', 'requests.memory', 'requests.ephemeral-storage'];
+const HOST_PATH_TYPES = ['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice'];
+const MOUNT_PROPAGATIONS = ['None', 'HostToContainer', 'Bidirectional'];
+const fieldRefAllowed = (path: string, allowed: string[]) => allowed.includes(path) || (SUBSCRIPTED.test(path) && allowed.some((a) => a.endsWith("['<KEY>']")));
 
 function unsupportedValue(value: unknown, allowed: string[]): string {
   return `Unsupported value: ${JSON.stringify(value)}: supported values: ${allowed.map((a) => `"${a}"`).join(', ')}`;
@@ -190,7 +247,26 @@ function checkContainer(c: Container, path: string, errors: FieldProblem[]): voi
     else if (e.name.includes('=')) errors.push({ field: `${ep}.name`, message: `Invalid value: ${JSON.stringify(e.name)}: must not contain '='` });
     const ref = e.valueFrom?.fieldRef;
     if (e.valueFrom && e.value !== undefined && e.value !== '') errors.push({ field: `${ep}.valueFrom`, message: 'Invalid value: may not be specified when `value` is not empty' });
-    if (ref && !FIELD_REFS.includes(ref.fieldPath)) errors.push({ field: `${ep}.valueFrom.fieldRef.fieldPath`, message: unsupportedValue(ref.fieldPath, FIELD_REFS) });
+    if (ref && !fieldRefAllowed(ref.fieldPath, FIELD_REFS)) errors.push({ field: `${ep}.valueFrom.fieldRef.fieldPath`, message: unsupportedValue(ref.fieldPath, FIELD_REFS) });
+    const res = e.valueFrom?.resourceFieldRef;
+    if (res && !RESOURCE_FIELDS.includes(res.resource)) errors.push({ field: `${ep}.valueFrom.resourceFieldRef.resource`, message: unsupportedValue(res.resource, RESOURCE_FIELDS) });
+    for (const kind of ['configMapKeyRef', 'secretKeyRef'] as const) {
+      const kr = e.valueFrom?.[kind];
+      if (kr && !kr.key) errors.push({ field: `${ep}.valueFrom.${kind}.key`, message: 'Required value' });
+      if (kr && !kr.name) errors.push({ field: `${ep}.valueFrom.${kind}.name`, message: 'Required value' });
+    }
+  });
+  (c.envFrom ?? []).forEach((f, i) => {
+    const count = (f.configMapRef ? 1 : 0) + (f.secretRef ? 1 : 0);
+    if (count !== 1) errors.push({ field: `${path}.envFrom[${i}]`, message: 'Invalid value: must specify exactly one of configMapRef or secretRef' });
+  });
+  (c.volumeMounts ?? []).forEach((m, i) => {
+    const mp = `${path}.volumeMounts[${i}]`;
+    if (!m.name) errors.push({ field: `${mp}.name`, message: 'Required value' });
+    if (!m.mountPath) errors.push({ field: `${mp}.mountPath`, message: 'Required value' });
+    else if (!m.mountPath.startsWith('/')) errors.push({ field: `${mp}.mountPath`, message: `Invalid value: ${JSON.stringify(m.mountPath)}: must be an absolute path` });
+    if (m.subPath && (m.subPath.startsWith('/') || m.subPath.split('/').includes('..'))) errors.push({ field: `${mp}.subPath`, message: `Invalid value: ${JSON.stringify(m.subPath)}: must be a relative path without '..'` });
+    if (m.mountPropagation !== undefined && !MOUNT_PROPAGATIONS.includes(m.mountPropagation)) errors.push({ field: `${mp}.mountPropagation`, message: unsupportedValue(m.mountPropagation, MOUNT_PROPAGATIONS) });
   });
   for (const kind of ['limits', 'requests'] as const) {
     for (const [name, q] of Object.entries(c.resources?.[kind] ?? {})) {
@@ -201,6 +277,79 @@ function checkContainer(c: Container, path: string, errors: FieldProblem[]): voi
   }
   const runAsUser = c.securityContext?.runAsUser;
   if (runAsUser !== undefined && runAsUser < 0) errors.push({ field: `${path}.securityContext.runAsUser`, message: `Invalid value: ${runAsUser}: must be >= 0` });
+}
+
+function checkMode(mode: number | undefined, field: string, errors: FieldProblem[]): void {
+  if (mode !== undefined && (mode < 0 || mode > 0o777)) errors.push({ field, message: `Invalid value: ${mode}: must be a number between 0 and 0777 (octal), both inclusive` });
+}
+
+function checkPaths(items: { path?: string; mode?: number }[] | undefined, field: string, errors: FieldProblem[]): void {
+  (items ?? []).forEach((item, i) => {
+    const p = item.path ?? '';
+    if (!p) errors.push({ field: `${field}[${i}].path`, message: 'Required value' });
+    else if (p.startsWith('/') || p.split('/').includes('..') || p.startsWith('..')) errors.push({ field: `${field}[${i}].path`, message: `Invalid value: ${JSON.stringify(p)}: must be a relative path without '..'` });
+    checkMode(item.mode, `${field}[${i}].mode`, errors);
+  });
+}
+
+function checkDownwardItems(items: DownwardAPIVolumeFile[] | undefined, field: string, errors: FieldProblem[]): void {
+  checkPaths(items, field, errors);
+  (items ?? []).forEach((item, i) => {
+    if (!!item.fieldRef === !!item.resourceFieldRef) errors.push({ field: `${field}[${i}]`, message: 'Invalid value: must specify exactly one of fieldRef or resourceFieldRef' });
+    if (item.fieldRef && !fieldRefAllowed(item.fieldRef.fieldPath, VOLUME_FIELD_REFS)) errors.push({ field: `${field}[${i}].fieldRef.fieldPath`, message: unsupportedValue(item.fieldRef.fieldPath, VOLUME_FIELD_REFS) });
+    if (item.resourceFieldRef && !item.resourceFieldRef.containerName) errors.push({ field: `${field}[${i}].resourceFieldRef.containerName`, message: 'Required value' });
+  });
+}
+
+const VOLUME_TYPES = ['emptyDir', 'hostPath', 'configMap', 'secret', 'downwardAPI', 'projected', ...UNSUPPORTED_VOLUME_TYPES];
+
+function checkVolumes(volumes: Volume[], errors: FieldProblem[]): void {
+  const names = new Set<string>();
+  volumes.forEach((v, i) => {
+    const vp = `spec.volumes[${i}]`;
+    if (!v || typeof v !== 'object') return;
+    if (!v.name) errors.push({ field: `${vp}.name`, message: 'Required value' });
+    else if (v.name.length > 63 || !DNS_LABEL.test(v.name)) errors.push({ field: `${vp}.name`, message: `Invalid value: ${JSON.stringify(v.name)}: must be a lowercase RFC 1123 label` });
+    else if (names.has(v.name)) errors.push({ field: `${vp}.name`, message: `Duplicate value: ${JSON.stringify(v.name)}` });
+    if (v.name) names.add(v.name);
+    const fields = v as unknown as Record<string, unknown>;
+    const types = VOLUME_TYPES.filter((t) => fields[t] !== undefined && fields[t] !== null);
+    if (types.length !== 1) errors.push({ field: vp, message: types.length ? 'Forbidden: may not specify more than 1 volume type' : 'Required value: must specify a volume type' });
+    if (v.hostPath) {
+      if (!v.hostPath.path) errors.push({ field: `${vp}.hostPath.path`, message: 'Required value' });
+      if (v.hostPath.type !== undefined && !HOST_PATH_TYPES.includes(v.hostPath.type)) errors.push({ field: `${vp}.hostPath.type`, message: unsupportedValue(v.hostPath.type, HOST_PATH_TYPES) });
+    }
+    if (v.emptyDir?.medium !== undefined && !['', 'Memory'].includes(v.emptyDir.medium)) errors.push({ field: `${vp}.emptyDir.medium`, message: unsupportedValue(v.emptyDir.medium, ['', 'Memory']) });
+    if (v.emptyDir?.sizeLimit !== undefined && bytes(v.emptyDir.sizeLimit) === undefined) errors.push({ field: `${vp}.emptyDir.sizeLimit`, message: `Invalid value: ${JSON.stringify(v.emptyDir.sizeLimit)}: must be a quantity` });
+    if (v.configMap) {
+      if (!v.configMap.name) errors.push({ field: `${vp}.configMap.name`, message: 'Required value' });
+      checkPaths(v.configMap.items, `${vp}.configMap.items`, errors);
+      checkMode(v.configMap.defaultMode, `${vp}.configMap.defaultMode`, errors);
+    }
+    if (v.secret) {
+      if (!v.secret.secretName) errors.push({ field: `${vp}.secret.secretName`, message: 'Required value' });
+      checkPaths(v.secret.items, `${vp}.secret.items`, errors);
+      checkMode(v.secret.defaultMode, `${vp}.secret.defaultMode`, errors);
+    }
+    if (v.downwardAPI) {
+      checkDownwardItems(v.downwardAPI.items, `${vp}.downwardAPI.items`, errors);
+      checkMode(v.downwardAPI.defaultMode, `${vp}.downwardAPI.defaultMode`, errors);
+    }
+    if (v.projected) {
+      checkMode(v.projected.defaultMode, `${vp}.projected.defaultMode`, errors);
+      (v.projected.sources ?? []).forEach((src, j) => {
+        const sp = `${vp}.projected.sources[${j}]`;
+        if (src.configMap) checkPaths(src.configMap.items, `${sp}.configMap.items`, errors);
+        if (src.secret) checkPaths(src.secret.items, `${sp}.secret.items`, errors);
+        if (src.downwardAPI) checkDownwardItems(src.downwardAPI.items, `${sp}.downwardAPI.items`, errors);
+        const t = src.serviceAccountToken;
+        if (t) {
+          checkPaths([{ path: t.path }], `${sp}.serviceAccountToken`, errors);
+          if (t.expirationSeconds !== undefined && t.expirationSeconds < 600) errors.push({ field: `${sp}.serviceAccountToken.expirationSeconds`, message: `Invalid value: ${t.expirationSeconds}: may not specify a duration less than 10 minutes` });
+        }
+      });
+    }
+  });
 }
 
 function checkKind(raw: { apiVersion?: unknown; kind?: unknown }, errors: FieldProblem[]): void {
@@ -218,12 +367,21 @@ function checkPod(pod: Pod, errors: FieldProblem[]): void {
   if (!spec) return void errors.push({ field: 'spec', message: 'Required value' });
   if (!spec.containers || spec.containers.length === 0) errors.push({ field: 'spec.containers', message: 'Required value' });
   const seen = new Set<string>();
-  (spec.containers ?? []).forEach((c, i) => {
-    if (!c || typeof c !== 'object') return;
-    checkContainer(c, `spec.containers[${i}]`, errors);
-    if (c.name && seen.has(c.name)) errors.push({ field: `spec.containers[${i}].name`, message: `Duplicate value: ${JSON.stringify(c.name)}` });
-    if (c.name) seen.add(c.name);
-  });
+  const volumeNames = new Set((spec.volumes ?? []).map((v) => v?.name));
+  for (const list of ['initContainers', 'containers'] as const) {
+    (spec[list] ?? []).forEach((c, i) => {
+      if (!c || typeof c !== 'object') return;
+      const cp = `spec.${list}[${i}]`;
+      checkContainer(c, cp, errors);
+      if (c.name && seen.has(c.name)) errors.push({ field: `${cp}.name`, message: `Duplicate value: ${JSON.stringify(c.name)}` });
+      if (c.name) seen.add(c.name);
+      if (list === 'initContainers' && c.restartPolicy !== undefined && c.restartPolicy !== 'Always') errors.push({ field: `${cp}.restartPolicy`, message: unsupportedValue(c.restartPolicy, ['Always']) });
+      (c.volumeMounts ?? []).forEach((m, j) => {
+        if (m.name && !volumeNames.has(m.name)) errors.push({ field: `${cp}.volumeMounts[${j}].name`, message: `Not found: ${JSON.stringify(m.name)}` });
+      });
+    });
+  }
+  checkVolumes(spec.volumes ?? [], errors);
   if (spec.restartPolicy !== undefined && !RESTART_POLICIES.includes(spec.restartPolicy)) {
     errors.push({ field: 'spec.restartPolicy', message: unsupportedValue(spec.restartPolicy, RESTART_POLICIES) });
   }
@@ -255,7 +413,7 @@ export function applyDefaults(input: Pod): Pod {
   spec.restartPolicy ??= 'Always';
   spec.terminationGracePeriodSeconds ??= 30;
   spec.dnsPolicy ??= 'ClusterFirst';
-  for (const c of spec.containers) {
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
     c.imagePullPolicy ??= defaultPullPolicy(c.image!);
     c.terminationMessagePath ??= '/dev/termination-log';
     c.terminationMessagePolicy ??= 'File';

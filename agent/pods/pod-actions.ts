@@ -7,6 +7,7 @@
 import type { Container as ApiContainer, Pod } from 'kubernetes-types/core/v1';
 import type { Backoff } from './backoff';
 import { ANNOTATION_CONTAINER_HASH, containerSpecHash } from './labels';
+import { applyInitDecision, computeInitContainerActions } from './init-containers';
 import type { ContainerInstance, RuntimePodState } from './runtime-state';
 
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
@@ -66,7 +67,13 @@ function formatDelay(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000}m0s` : ms >= 60_000 ? `${Math.floor(ms / 60_000)}m${(ms % 60_000) / 1000}s` : `${ms / 1000}s`;
 }
 
-export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Backoff, now: number): PodActions {
+/** What the probes know about running containers (probes/probe-manager.ts). */
+export interface ProbeVerdicts {
+  /** Set when a liveness or startup probe failed: the container must be killed. */
+  killReason(containerId: string): string | undefined;
+}
+
+export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Backoff, now: number, probes?: ProbeVerdicts): PodActions {
   const policy = (pod.spec!.restartPolicy ?? 'Always') as RestartPolicy;
   const uid = pod.metadata!.uid!;
   const containers = pod.spec!.containers;
@@ -84,7 +91,13 @@ export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Bac
       actions.killPod = !actions.podDone;
       return actions;
     }
-    for (const c of containers) {
+    const firstInit = pod.spec!.initContainers?.[0];
+    if (firstInit) {
+      // a new sandbox runs the init containers again, from the first (init-containers.ts does the rest)
+      const latest = latestOf(firstInit.name);
+      actions.containersToStart.push({ container: firstInit, restartCount: latest ? latest.restartCount + 1 : 0, reason: sandbox ? 'sandbox changed' : 'first start' });
+    }
+    for (const c of firstInit ? [] : containers) {
       const latest = latestOf(c.name);
       if (latest && latest.state === 'exited' && !shouldRestart(policy, latest)) continue;
       actions.containersToStart.push({ container: c, restartCount: latest ? latest.restartCount + 1 : 0, reason: sandbox ? 'sandbox changed' : 'first start' });
@@ -99,12 +112,18 @@ export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Bac
   }
 
   actions.sandboxId = sandbox.id;
+  if (!applyInitDecision(actions, computeInitContainerActions(pod, state, backoff, now))) return actions;
   let retry = Infinity;
   let active = 0;
   for (const c of containers) {
     const latest = latestOf(c.name);
     if (latest?.state === 'running') {
-      if (latest.annotations[ANNOTATION_CONTAINER_HASH] !== containerSpecHash(c)) {
+      const probeFailure = probes?.killReason(latest.id);
+      if (probeFailure) {
+        // killed now; the next sync restarts it per the restart policy (with crash-loop backoff)
+        const restarts = policy !== 'Never';
+        actions.containersToKill.push({ id: latest.id, name: c.name, reason: restarts ? `${probeFailure}, will be restarted` : probeFailure });
+      } else if (latest.annotations[ANNOTATION_CONTAINER_HASH] !== containerSpecHash(c)) {
         actions.containersToKill.push({ id: latest.id, name: c.name, reason: 'container spec changed' });
         actions.containersToStart.push({ container: c, restartCount: latest.restartCount + 1, reason: 'spec changed' });
       }
@@ -135,11 +154,11 @@ export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Bac
     actions.containersToStart.push({ container: c, restartCount: latest.restartCount + 1, previous: latest, reason: 'restart' });
   }
   // instances of containers no longer in the spec (possible once specs can change in place)
-  const names = new Set(containers.map((c) => c.name));
+  const names = new Set([...containers, ...(pod.spec!.initContainers ?? [])].map((c) => c.name));
   for (const inst of state.containers) {
     if (inst.state === 'running' && !names.has(inst.name)) actions.containersToKill.push({ id: inst.id, name: inst.name, reason: 'not in the pod spec' });
   }
-  if (retry !== Infinity) actions.retryAfterMs = retry;
+  if (retry !== Infinity) actions.retryAfterMs = Math.min(actions.retryAfterMs ?? Infinity, retry);
   actions.podDone = active === 0;
   return actions;
 }

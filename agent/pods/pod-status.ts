@@ -6,6 +6,7 @@ import type { ContainerState, ContainerStatus as ApiContainerStatus, Pod, PodCon
 import type { PodActions, RestartPolicy, Waiting } from './pod-actions';
 import { shouldRestart } from './pod-actions';
 import { parseQuantity } from './quantity';
+import { addInitContainerStatuses } from './init-containers';
 import { isHostNetwork } from './runtime-config';
 import type { ContainerInstance, RuntimePodState } from './runtime-state';
 
@@ -21,6 +22,10 @@ export interface StatusContext {
   actions?: PodActions;
   /** Set once the worker has terminated the pod. */
   terminated?: boolean;
+  /** Readiness and startup of running containers from their probes (absent: ready once running). */
+  health?: (containerId: string) => { ready: boolean; started: boolean } | undefined;
+  /** Probes that cannot run (bad spec), by container name: shown in the Ready condition's message. */
+  probeProblems?: Map<string, string>;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -76,9 +81,11 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
     const waiting = ctx.actions?.waiting.get(spec.name) ?? ctx.errors.get(spec.name);
     if (latest?.state === 'running' && !ctx.terminated) {
       status.state = { running: { startedAt: iso(latest.startedAt || latest.createdAt) } };
-      status.ready = status.started = true;
+      const health = ctx.health?.(latest.id) ?? { ready: true, started: true };
+      status.started = health.started;
+      status.ready = health.ready && health.started;
       running++;
-      ready++;
+      if (status.ready) ready++;
       if (previous && previous.state === 'exited') status.lastState = terminatedState(previous, ctx.runtimeName);
     } else if (latest?.state === 'exited' && (ctx.terminated || !shouldRestart(policy, latest))) {
       status.state = terminatedState(latest, ctx.runtimeName);
@@ -109,7 +116,14 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
   const podIP = isHostNetwork(pod) ? ctx.hostIP : (sandbox?.state === 'ready' ? sandbox.ip : '');
   const now = iso(ctx.now);
   const allReady = ready === statuses.length && phase === 'Running';
-  const cond = (type: string, ok: boolean): PodCondition => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
+  const unready = statuses.filter((c) => !c.ready).map((c) => c.name);
+  const problems = [...(ctx.probeProblems ?? [])].map(([name, message]) => `${name}: ${message}`);
+  const notReady = unready.length
+    ? { reason: 'ContainersNotReady', message: [`containers with unready status: [${unready.join(' ')}]`, ...problems].join('; ') }
+    : {};
+  const cond = (type: string, ok: boolean): PodCondition => ({
+    type, status: ok ? 'True' : 'False', lastTransitionTime: now, ...(!ok && (type === 'Ready' || type === 'ContainersReady') ? notReady : {}),
+  });
   const status: PodStatus = {
     phase,
     conditions: [
@@ -127,5 +141,8 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
     containerStatuses: statuses,
     qosClass: qosClass(pod),
   };
+  addInitContainerStatuses(pod, state, status, {
+    runtimeName: ctx.runtimeName, terminated: ctx.terminated, waiting: (name) => ctx.actions?.waiting.get(name) ?? ctx.errors.get(name),
+  });
   return status;
 }

@@ -17,6 +17,10 @@ import { generatePodStatus } from './pod-status';
 import { podRef, type RuntimeManager } from './runtime-manager';
 import type { RuntimePodState, RuntimeStateReader } from './runtime-state';
 import type { StatusManager } from './status-manager';
+import { containerFieldPath, recordEvent } from './events';
+import { createPodProbes, type PodProbes } from './probes/probe-manager';
+import type { Prober } from './probes/prober';
+import { isHostNetwork } from './runtime-config';
 import { ErrorCodes, errorMessage } from '../errors';
 
 export type WorkerPhase = 'syncing' | 'terminating' | 'terminated';
@@ -33,6 +37,8 @@ export interface PodWorkerDeps {
   podLogsDir: string;
   /** Periodic resync, in case an event was missed (default 30 s). */
   resyncMs?: number;
+  /** Runs liveness, readiness and startup probes; without it containers are ready once running. */
+  prober?: Prober;
 }
 
 export interface TerminateOptions {
@@ -88,6 +94,15 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
   const reportedWaits = new Set<string>();
   const reportedStartErrors = new Map<string, string>();
   let seenExits = new Set<string>();
+  const probes: PodProbes | undefined = deps.prober
+    ? createPodProbes({
+      prober: deps.prober,
+      clock,
+      logger,
+      onChange: () => enqueue({ kind: 'sync' }),
+      recordEvent: (type, reason, message, container) => recordEvent(pod, type, reason, message, { fieldPath: containerFieldPath(container) }),
+    })
+    : undefined;
   let resolveTerminated!: () => void;
   const terminated = new Promise<void>((resolve) => (resolveTerminated = resolve));
 
@@ -144,10 +159,17 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     }
   }
 
+  function podIPOf(state: RuntimePodState): string {
+    if (isHostNetwork(pod)) return deps.hostIP;
+    const sandbox = state.sandboxes[0];
+    return sandbox?.state === 'ready' ? sandbox.ip : '';
+  }
+
   function reportStatus(state: RuntimePodState, actions: PodActions | undefined, errors: Map<string, Waiting>, isTerminated = false) {
     if (removed) return;
     const status = generatePodStatus(pod, state, {
       runtimeName: deps.runtimeName(), hostIP: deps.hostIP, startTime, now: clock.now(), errors, actions, terminated: isTerminated,
+      ...(probes ? { health: (id: string) => probes.health(id), probeProblems: probes.problems() } : {}),
     });
     statusManager.setPodStatus(pod, status);
   }
@@ -187,7 +209,8 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
 
   async function syncWith(state: RuntimePodState) {
     const decidedAt = clock.now();
-    const actions = computePodActions(pod, state, backoff, decidedAt);
+    probes?.sync(pod, state, podIPOf(state));
+    const actions = computePodActions(pod, state, backoff, decidedAt, probes);
     // timers count from the decision, not from the end of the (slow) runtime calls
     const retryIn = (ms: number) => Math.max(0, decidedAt + ms - clock.now());
     logTransitions(state, actions);
@@ -207,6 +230,7 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     const after = actions.containersToStart.length || actions.containersToKill.length || actions.createSandbox ? await reader.read(uid, { fresh: true }) : state;
     const gc = await manager.garbageCollect(after);
     reader.forget(gc);
+    probes?.sync(pod, after, podIPOf(after));
     reportStatus(after, actions, errors);
     if (errors.size > 0) {
       // containers that cannot start are retried at a slowing pace (image pulls also back off on their own)
@@ -225,8 +249,9 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     }
     const grace = options.gracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds;
     timer?.cancel();
+    probes?.stop();
     const state = await reader.read(uid, { fresh: true });
-    await manager.killPod(ref, state, grace);
+    await manager.killPod(ref, state, grace, pod);
     const after = await reader.read(uid, { fresh: true });
     if (options.remove) {
       const logDir = podLogDir(deps.podLogsDir, pod.metadata!.namespace!, pod.metadata!.name!, uid);
@@ -257,6 +282,7 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
     stop() {
       stopped = true;
       timer?.cancel();
+      probes?.stop();
       queue.length = 0;
     },
     terminated,

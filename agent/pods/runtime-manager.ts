@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Pod } from 'kubernetes-types/core/v1';
 import type { Logger } from 'pino';
 import type { Backoff } from './backoff';
+import type { LifecycleHooks } from './hooks';
 import { ANNOTATION_GRACE_PERIOD } from './labels';
 import { ContainerStartError, type ImagePuller } from './images';
 import { podLogDir } from './log-paths';
@@ -30,6 +31,8 @@ export interface RuntimeManagerOptions {
   dnsConfig?: DnsConfig;
   /** Pod spec features (volumes, env sources, DNS policy, pull secrets); when set, its DNS replaces dnsConfig. */
   spec?: PodSpecSupport;
+  /** postStart / preStop hooks (hooks.ts); without it hooks are not run. */
+  hooks?: LifecycleHooks;
 }
 
 export interface RuntimeManager {
@@ -37,8 +40,9 @@ export interface RuntimeManager {
   /**
    * Stops every running container (SIGTERM, SIGKILL after the grace period) and every sandbox.
    * Without gracePeriodSeconds each container gets the grace period recorded on it at creation.
+   * With the pod, containers with a preStop hook run it first (its time counts against the grace period).
    */
-  killPod(podRef: string, state: RuntimePodState, gracePeriodSeconds?: number): Promise<void>;
+  killPod(podRef: string, state: RuntimePodState, gracePeriodSeconds?: number, pod?: Pod): Promise<void>;
   /** Removes the stopped containers and sandboxes of a pod, and its log folder. */
   removePod(podRef: string, state: RuntimePodState, logDir?: string): Promise<void>;
   /** Removes dead container instances beyond the newest exited one per container, and old sandboxes. */
@@ -52,12 +56,14 @@ export function podRef(pod: Pod): string {
 export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeManager {
   const { runtime, images, backoff, logger, podLogsDir, hostIP } = options;
 
-  async function stopContainer(ref: string, id: string, name: string, grace: number, reason: string) {
+  async function stopContainer(ref: string, id: string, name: string, grace: number, reason: string, pod?: Pod, podIP = '') {
+    const spec = pod?.spec?.containers.find((c) => c.name === name);
+    if (options.hooks && pod && spec?.lifecycle?.preStop) grace = await options.hooks.preStop(pod, spec, id, podIP || hostIP, grace);
     logger.info({ pod: ref, container: name, containerId: id, gracePeriod: grace, reason }, 'killing container');
     await runtime.stopContainer(id, grace);
   }
 
-  async function killPod(ref: string, state: RuntimePodState, grace?: number) {
+  async function killPod(ref: string, state: RuntimePodState, grace?: number, pod?: Pod) {
     const graceOf = (annotations: Record<string, string>) => {
       const recorded = Number(annotations[ANNOTATION_GRACE_PERIOD]);
       return grace ?? (Number.isInteger(recorded) && recorded >= 0 ? recorded : 30);
@@ -65,7 +71,7 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
     await Promise.all(
       state.containers
         .filter((c) => c.state === 'running' || c.state === 'unknown')
-        .map((c) => stopContainer(ref, c.id, c.name, graceOf(c.annotations), 'pod stopping')),
+        .map((c) => stopContainer(ref, c.id, c.name, graceOf(c.annotations), 'pod stopping', pod, state.sandboxes[0]?.ip)),
     );
     for (const s of state.sandboxes) {
       if (s.state === 'ready') {
@@ -81,8 +87,8 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
       const uid = pod.metadata!.uid!;
       const grace = pod.spec!.terminationGracePeriodSeconds ?? 30;
       const errors = new Map<string, Waiting>();
-      if (actions.killPod) await killPod(ref, state, grace);
-      for (const k of actions.containersToKill) await stopContainer(ref, k.id, k.name, grace, k.reason);
+      if (actions.killPod) await killPod(ref, state, grace, pod);
+      for (const k of actions.containersToKill) await stopContainer(ref, k.id, k.name, grace, k.reason, pod, state.sandboxes[0]?.ip);
 
       const logDir = podLogDir(podLogsDir, pod.metadata!.namespace!, pod.metadata!.name!, uid);
       const spec = options.spec;
@@ -123,6 +129,14 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
             throw new ContainerStartError('RunContainerError', errorMessage(err));
           }
           logger.info({ pod: ref, container: c.name, containerId: id, restartCount: start.restartCount, reason: start.reason }, 'started container');
+          if (options.hooks && c.lifecycle?.postStart) {
+            try {
+              await options.hooks.postStart(pod, c, id, podIP || hostIP);
+            } catch (err) {
+              await stopContainer(ref, id, c.name, grace, 'FailedPostStartHook');
+              throw new ContainerStartError('PostStartHookError', errorMessage(err));
+            }
+          }
         } catch (err) {
           const reason = err instanceof ContainerStartError ? err.reason : 'RunContainerError';
           errors.set(c.name, { reason, message: errorMessage(err) });

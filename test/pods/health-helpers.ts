@@ -45,6 +45,8 @@ export interface Env {
   logs: Record<string, unknown>[];
   /** Lets promises run, then moves the fake clock by ms (relists fire every 1000 ms). */
   tick(ms?: number): Promise<void>;
+  /** Lets ms of fake time pass in steps of stepMs (so async work started by a timer can set its next timer). */
+  pass(ms: number, stepMs?: number): Promise<void>;
   /** Ticks in steps of stepMs until fn is true or maxMs of fake time passed; returns fake ms waited. */
   until(fn: () => boolean, maxMs?: number, stepMs?: number): Promise<number>;
 }
@@ -82,6 +84,9 @@ export async function setup(options: { runtime?: FakeRuntime; clock?: FakeClock;
       await flush(runtime);
       clock.advance(ms);
       await flush(runtime);
+    },
+    async pass(ms, stepMs = 500) {
+      for (let left = ms; left > 0; left -= stepMs) await env.tick(Math.min(stepMs, left));
     },
     async until(fn, maxMs = 120_000, stepMs = 500) {
       let waited = 0;

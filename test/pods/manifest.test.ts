@@ -54,7 +54,7 @@ const BAD: [string, string, string, RegExp][] = [
   ['bad pull policy', GOOD.replace('      command:', '      imagePullPolicy: Sometimes\n      command:'), 'spec.containers[0].imagePullPolicy', /Unsupported value/],
   ['wrong type', GOOD.replace("command: [sh, -c, 'echo hi']", 'command: echo'), 'spec.containers[0].command', /expected array/],
   ['bad quantity', GOOD + '      resources: {limits: {memory: lots}}\n', 'spec.containers[0].resources.limits.memory', /must be a quantity/],
-  ['unsupported volumes', GOOD + '  volumes: [{name: v, emptyDir: {}}]\n', 'spec.volumes', /Unsupported/],
+  ['unsupported volume type', GOOD + '  volumes: [{name: v, nfs: {server: s, path: /x}}]\n', 'spec.volumes[0].nfs', /Unsupported/],
   ['bad port', GOOD + '      ports: [{containerPort: 70000}]\n', 'spec.containers[0].ports[0].containerPort', /between 1 and 65535/],
 ];
 

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { createNotifier, statusText, watchdogUsecFrom, type NotifyRunner } from '../../systemd/notify';
 import { serviceStatusLine } from '../../agent/run';
+import { hostShuttingDown } from '../../systemd/shutdown';
 
 function recorder(fail = false) {
   const calls: { args: string[]; socket: string | undefined }[] = [];
@@ -112,4 +113,24 @@ test('the service status line names the unhealthy components and why', (t) => {
     serviceStatusLine([{ name: 'kubelet', healthy: false, message: 'runtime unreachable' }, { name: 'dns', healthy: true }]),
     'running; unhealthy: kubelet (runtime unreachable)',
   );
+});
+
+test('host shutdown: a queued poweroff/reboot job, state stopping, or a shutdown due within a minute', async (t) => {
+  const probe = (jobs: string, state: string, files: Record<string, string> = {}, now = 1_000_000) =>
+    hostShuttingDown({
+      exists: (p) => p === '/run/systemd/system' || p in files,
+      readFile: (p) => files[p],
+      systemctl: async (args) => (args[0] === 'list-jobs' ? jobs : state),
+      now: () => now,
+    });
+  t.deepEqual(await probe('', 'running\n'), { shuttingDown: false });
+  t.deepEqual(await probe('  42 keelson.service stop running\n', 'degraded\n'), { shuttingDown: false }, 'systemctl stop keelson is not a host shutdown');
+  t.deepEqual(await probe('  7 poweroff.target start waiting\n  8 keelson.service stop running\n', 'running\n'), { shuttingDown: true, reason: 'poweroff.target job queued' });
+  t.deepEqual(await probe(' 9 reboot.target start waiting\n', 'running\n'), { shuttingDown: true, reason: 'reboot.target job queued' });
+  t.deepEqual(await probe('', 'stopping\n'), { shuttingDown: true, reason: 'system state stopping' });
+  const scheduled = (inMs: number) => ({ '/run/systemd/shutdown/scheduled': `USEC=${(1_000_000 + inMs) * 1000}\nMODE=poweroff\n` });
+  t.deepEqual(await probe('', 'running\n', scheduled(30_000)), { shuttingDown: true, reason: 'scheduled shutdown due' });
+  t.deepEqual(await probe('', 'running\n', scheduled(10 * 60_000)), { shuttingDown: false }, 'a shutdown +10 is not now');
+  const noSystemd = await hostShuttingDown({ exists: () => false, systemctl: async () => 'stopping' });
+  t.false(noSystemd.shuttingDown);
 });

@@ -80,6 +80,9 @@ test.after.always(async () => {
 });
 
 itest.serial('under systemd: conditions, READY and STATUS=, watchdog restart, journald priorities, clean stop', async (t) => {
+  // A cold rootfs cache means a debootstrap (about 2 minutes, more on a loaded machine): tell ava,
+  // whose default timeout would otherwise cut the test off. scripts/test.sh warms the cache first.
+  t.timeout(10 * 60_000);
   const started = Date.now();
   box = await startSystemdContainer();
   await box.waitForSystemd();

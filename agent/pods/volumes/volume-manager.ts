@@ -11,7 +11,7 @@
  *   <rootDir>/pods/<uid>/volumes/kubernetes.io~projected/<name>     tmpfs
  *   hostPath volumes are the node's path itself.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Container, Pod, Volume } from 'kubernetes-types/core/v1';
 import type { Logger } from 'pino';
@@ -109,6 +109,8 @@ export function createVolumeManager(options: VolumeManagerOptions): VolumeManage
         const size = v.emptyDir!.sizeLimit === undefined ? 0 : (bytes(v.emptyDir!.sizeLimit) ?? 0);
         await mounter.mountTmpfs(dir, size);
       }
+      // scratch space every container user may write to, as kubelet makes it
+      await chmod(dir, 0o777);
       return false;
     }
     // secrets and projected tokens never touch the disk

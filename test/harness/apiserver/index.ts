@@ -43,7 +43,9 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -51,7 +53,7 @@ import { createTestPki } from '../pki';
 import type { IssuedCert, TestPki } from '../pki';
 import { createAuthenticator } from './authn';
 import type { UserInfo } from './authn';
-import { defaultPolicy } from './authz';
+import { authorize as authorizeRequest, defaultPolicy } from './authz';
 import type { PolicyRule } from './authz';
 import { createBootstrapSigner } from './bootstrap';
 import { createNamespaceControllers } from './controllers';
@@ -224,6 +226,7 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
       (req, res) => void handler(req, res),
     );
     s.keepAliveTimeout = 30000;
+    s.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void podStreamUpgrade(req, socket, head));
     s.on('secureConnection', (socket: Socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
@@ -233,6 +236,27 @@ export async function startTestApiserver(options: TestApiserverOptions = {}): Pr
       socket.on('close', () => sockets.delete(socket));
     });
     return s;
+  }
+
+  /** pods/exec, pods/attach, pods/portforward: authorized as `create`, then proxied to the kubelet. */
+  async function podStreamUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const fail = (err: ApiError) => {
+      const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: err.message, reason: err.reason, code: err.code });
+      socket.end(`HTTP/1.1 ${err.code} ${err.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    socket.on('error', () => socket.destroy());
+    try {
+      const url = new URL(req.url ?? '/', 'https://apiserver');
+      const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)$/.exec(url.pathname);
+      if (!m) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      const [namespace, name, subresource] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), m[3]!];
+      const user = authn.authenticate(req);
+      const decision = authorizeRequest(policy, { user: user.username, groups: user.groups, verb: 'create', resource: 'pods', subresource, apiGroup: '', namespace, name });
+      if (!decision.allowed) throw new ApiError(403, 'Forbidden', `pods "${name}" is forbidden: User "${user.username}" cannot create resource "pods/${subresource}" in API group "" in the namespace "${namespace}"`);
+      await kubeletProxy.podStream(namespace, name, subresource, url.searchParams, req, socket, head);
+    } catch (err) {
+      fail(err instanceof ApiError ? err : new ApiError(500, 'InternalError', String(err)));
+    }
   }
 
   function listen(): Promise<void> {

@@ -6,7 +6,9 @@
  * The kubelet's answer (status and body, streamed for follow=true) is passed through.
  */
 import { request } from 'node:https';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import type { IssuedCert } from '../pki';
 import type { Registry } from './registry';
 import { resourceForKind } from './resources';
@@ -17,6 +19,12 @@ const LOG_PARAMS = ['follow', 'previous', 'sinceSeconds', 'sinceTime', 'timestam
 
 export interface KubeletProxy {
   podLog(namespace: string, name: string, query: URLSearchParams, res: ServerResponse): Promise<void>;
+  /**
+   * `pods/exec`, `pods/attach`, `pods/portforward` upgrade requests (SPDY or WebSocket), proxied
+   * byte for byte to the kubelet's `/exec|/attach/<ns>/<pod>/<container>` or `/portForward/<ns>/<pod>`
+   * with the kubelet client certificate. Throws ApiError before anything was written.
+   */
+  podStream(namespace: string, name: string, subresource: string, query: URLSearchParams, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
 function nodeAddress(node: Obj): string | undefined {
@@ -24,10 +32,54 @@ function nodeAddress(node: Obj): string | undefined {
   return (addresses.find((a) => a.type === 'InternalIP') ?? addresses.find((a) => a.type === 'ExternalIP') ?? addresses.find((a) => a.type === 'Hostname'))?.address;
 }
 
+const STREAM_PATHS: Record<string, string> = { exec: 'exec', attach: 'attach', portforward: 'portForward' };
+
 export function createKubeletProxy(registry: Registry, clientCert: () => Promise<IssuedCert>): KubeletProxy {
   const pods = resourceForKind('Pod', 'v1')!;
   const nodes = resourceForKind('Node', 'v1')!;
   return {
+    async podStream(namespace, name, subresource, query, req, socket, head) {
+      const kind = STREAM_PATHS[subresource];
+      if (!kind) throw errors.notFound({ plural: 'pods', group: '' }, `${name}/${subresource}`);
+      const pod = registry.get(pods, namespace, name);
+      const nodeName: string | undefined = pod.spec?.nodeName;
+      if (!nodeName) throw errors.badRequest(`pod ${name} does not have a host assigned`);
+      const node = registry.get(nodes, undefined, nodeName);
+      const host = nodeAddress(node);
+      const port = Number(node.status?.daemonEndpoints?.kubeletEndpoint?.Port ?? 10250);
+      if (!host) throw errors.badRequest(`node ${nodeName} has no address`);
+      let path = `/${kind}/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
+      if (kind !== 'portForward') {
+        const containers = ((pod.spec?.containers ?? []) as Obj[]).map((c) => c.name as string);
+        const container = query.get('container') || (containers.length === 1 ? containers[0]! : '');
+        if (!container) throw errors.badRequest(`a container name must be specified for pod ${name}, choose one of: [${containers.join(' ')}]`);
+        path += `/${encodeURIComponent(container)}`;
+      }
+      const params = new URLSearchParams(query);
+      params.delete('container');
+      const cert = await clientCert();
+      const lines = [`${req.method ?? 'GET'} ${path}${params.size ? '?' + params.toString() : ''} HTTP/1.1`, `Host: ${host}:${port}`];
+      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+        if (!['host', 'authorization'].includes(req.rawHeaders[i]!.toLowerCase())) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      }
+      await new Promise<void>((resolve) => {
+        const upstream = tlsConnect({ host, port, cert: cert.certPem, key: cert.keyPem, rejectUnauthorized: false }, () => {
+          upstream.write(lines.join('\r\n') + '\r\n\r\n');
+          if (head.length) upstream.write(head);
+          upstream.pipe(socket);
+          socket.pipe(upstream);
+        });
+        const done = () => {
+          upstream.destroy();
+          socket.destroy();
+          resolve();
+        };
+        upstream.on('error', done);
+        upstream.on('close', done);
+        socket.on('error', done);
+        socket.on('close', done);
+      });
+    },
     async podLog(namespace, name, query, res) {
       const pod = registry.get(pods, namespace, name);
       const containers = ((pod.spec?.containers ?? []) as Obj[]).map((c) => c.name as string);

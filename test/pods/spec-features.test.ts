@@ -1,0 +1,304 @@
+/**
+ * Pod spec features on a real containerd (private, in its own network namespace), driven through
+ * createKubelet with an in-memory pod source and PodDataLookup: each case is a pod spec and what
+ * must be observable inside its container (read with CRI ExecSync): env, files in volumes,
+ * /etc/resolv.conf, /etc/hosts, hostname, uid/gid, capabilities, no_new_privs, cgroup limits, init
+ * container order and sidecars; plus CreateContainerConfigError for a missing ConfigMap (retried,
+ * siblings undisturbed), ConfigMap update propagation, and volume cleanup when the pod goes.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Pod, PodStatus } from 'kubernetes-types/core/v1';
+import pino from 'pino';
+import { createCriClient, type CriClient } from '../../cri/client';
+import { createKubelet, type KubeletComponent } from '../../agent/pods';
+import { applyDefaults } from '../../agent/pods/manifest';
+import type { PodSource } from '../../agent/pods/pod-source';
+import { startContainerd, type ContainerdNode } from '../harness/containerd';
+import { BUSYBOX_IMAGE } from '../harness/images';
+import { integrationTest } from '../harness/requirements';
+import { b64, memoryPodData, type MemoryPodData } from './spec-helpers';
+
+const itest = integrationTest({ root: true, commands: ['containerd', 'runc', 'nsenter', 'ip', 'mount', 'umount'] });
+
+const NODE_IP = '192.0.2.10';
+let node: ContainerdNode | undefined;
+let cri: CriClient | undefined;
+let kubelet: KubeletComponent | undefined;
+let rootDir = '';
+let hostDir = '';
+let data: MemoryPodData;
+let deliver: (pods: Pod[]) => void = () => undefined;
+const pods = new Map<string, Pod>();
+const logLines: Record<string, unknown>[] = [];
+
+function setPods() {
+  deliver([...pods.values()]);
+}
+
+function pod(name: string, spec: Record<string, unknown>, meta: Record<string, unknown> = {}): Pod {
+  return applyDefaults({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name, namespace: 'ns1', uid: `uid-${name}-${process.pid}`, ...meta },
+    spec: { nodeName: 'edge1', terminationGracePeriodSeconds: 0, ...spec },
+  } as Pod);
+}
+
+const sh = (script: string) => ({ image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', script] });
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; pods: ${JSON.stringify(kubelet?.pods())}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const statusOf = (name: string): PodStatus | undefined => kubelet!.statusManager.getPodStatus(pods.get(name)!.metadata!.uid!);
+
+async function containerId(podName: string, container: string): Promise<string> {
+  return waitFor(`${podName}/${container} running`, async () => {
+    const { containers } = await cri!.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': pods.get(podName)!.metadata!.uid!, 'io.kubernetes.container.name': container } } });
+    return containers.find((c) => c.state === 'CONTAINER_RUNNING')?.id;
+  });
+}
+
+async function exec(podName: string, container: string, script: string): Promise<string> {
+  const res = await cri!.execSync({ container_id: await containerId(podName, container), cmd: ['sh', '-c', script], timeout: 10 });
+  return res.stdout.toString('utf8') + res.stderr.toString('utf8');
+}
+
+itest.before(async () => {
+  node = await startContainerd({ podSubnet: '10.88.9.0/24' });
+  rootDir = await mkdtemp(path.join(os.tmpdir(), 'keelson-spec-root-'));
+  hostDir = path.join(rootDir, 'host-data', 'made-by-kubelet');
+  cri = createCriClient({ endpoint: node.endpoint });
+  data = memoryPodData({
+    configMaps: [{ metadata: { namespace: 'ns1', name: 'cfg' }, data: { MODE: 'fast', 'app.conf': 'version=1', level: '3' } }],
+    secrets: [{ metadata: { namespace: 'ns1', name: 'creds' }, data: { PASSWORD: b64('s3cret'), 'tls.key': b64('KEY') } }],
+    services: [
+      { metadata: { namespace: 'ns1', name: 'web-api' }, spec: { clusterIP: '10.96.0.20', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } },
+      { metadata: { namespace: 'default', name: 'kubernetes' }, spec: { clusterIP: '10.96.0.1', ports: [{ name: 'https', port: 443, protocol: 'TCP' }] } },
+    ],
+  });
+  const source: PodSource = {
+    name: 'test',
+    async start(onPods) {
+      deliver = onPods;
+      setPods();
+    },
+    stop() {},
+    problems: () => [],
+  };
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
+  kubelet = createKubelet({
+    cri, logger, podData: data,
+    config: {
+      staticPodPath: '/nonexistent', podLogsDir: node.podLogDir, rootDir, nodeName: 'edge1', nodeIP: NODE_IP,
+      clusterDNS: ['10.96.0.10'], clusterDomain: 'cluster.local', resyncMs: 1500, backoff: { initialMs: 500, maxMs: 1000 },
+    },
+  }, { sources: [source] });
+
+  pods.set('features', pod('features', {
+    hostname: 'web', subdomain: 'sub',
+    dnsConfig: { searches: ['extra.example'], options: [{ name: 'timeout', value: '2' }] },
+    initContainers: [
+      { name: 'init-one', ...sh('echo one >> /work/order'), volumeMounts: [{ name: 'work', mountPath: '/work' }] },
+      { name: 'sidecar', restartPolicy: 'Always', ...sh('echo sidecar >> /work/order; exec sleep 3600'), volumeMounts: [{ name: 'work', mountPath: '/work' }] },
+      { name: 'init-two', ...sh('echo two >> /work/order'), volumeMounts: [{ name: 'work', mountPath: '/work' }] },
+    ],
+    containers: [{
+      name: 'app', ...sh('echo app >> /work/order; exec sleep 3600'),
+      command: ['sh', '-c', 'echo app >> /work/order; echo "$(GREETING)" > /work/greeting; exec sleep 3600'],
+      workingDir: '/work',
+      ports: [{ containerPort: 8080, hostPort: 18080 }],
+      envFrom: [{ configMapRef: { name: 'cfg' }, prefix: 'CFG_' }],
+      env: [
+        { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        { name: 'GREETING', value: 'hello-$(POD_NAME)' },
+        { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+        { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+        { name: 'TIER', valueFrom: { fieldRef: { fieldPath: "metadata.labels['tier']" } } },
+        { name: 'MEM_MI', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1Mi' } } },
+        { name: 'MODE', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'MODE' } } },
+        { name: 'PASSWORD', valueFrom: { secretKeyRef: { name: 'creds', key: 'PASSWORD' } } },
+        { name: 'MAYBE', valueFrom: { secretKeyRef: { name: 'absent', key: 'x', optional: true } } },
+      ],
+      resources: { limits: { cpu: '500m', memory: '64Mi' }, requests: { cpu: '250m', memory: '32Mi' } },
+      securityContext: {
+        runAsUser: 1000, runAsGroup: 3000, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      },
+      volumeMounts: [
+        { name: 'work', mountPath: '/work' },
+        { name: 'mem', mountPath: '/mem' },
+        { name: 'cfg', mountPath: '/etc/cfg' },
+        { name: 'creds', mountPath: '/etc/creds' },
+        { name: 'info', mountPath: '/etc/info' },
+        { name: 'proj', mountPath: '/var/run/proj' },
+        { name: 'host', mountPath: '/host' },
+      ],
+    }],
+    volumes: [
+      { name: 'work', emptyDir: {} },
+      { name: 'mem', emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } },
+      { name: 'cfg', configMap: { name: 'cfg', items: [{ key: 'app.conf', path: 'app.conf' }] } },
+      { name: 'creds', secret: { secretName: 'creds', defaultMode: 0o444 } },
+      { name: 'info', downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }, { path: 'cpu', resourceFieldRef: { containerName: 'app', resource: 'limits.cpu', divisor: '1m' } }] } },
+      { name: 'proj', projected: { sources: [{ serviceAccountToken: { path: 'token', audience: 'vault', expirationSeconds: 3600 } }, { configMap: { name: 'cfg', items: [{ key: 'level', path: 'level' }] } }] } },
+      { name: 'host', hostPath: { path: hostDir, type: 'DirectoryOrCreate' } },
+    ],
+  }, { labels: { tier: 'front', app: 'shop' }, annotations: { 'example.com/owner': 'team-a' } }));
+
+  pods.set('hostnet', pod('hostnet', { hostNetwork: true, containers: [{ name: 'app', ...sh('exec sleep 3600'), securityContext: { privileged: true } }] }));
+
+  pods.set('missing', pod('missing', {
+    containers: [
+      { name: 'waits', ...sh('echo "late=$LATE"; exec sleep 3600'), env: [{ name: 'LATE', valueFrom: { configMapKeyRef: { name: 'late', key: 'k' } } }] },
+      { name: 'runs', ...sh('exec sleep 3600') },
+    ],
+  }));
+
+  pods.set('nonroot', pod('nonroot', { containers: [{ name: 'app', ...sh('exec sleep 3600'), securityContext: { runAsNonRoot: true } }] }));
+
+  pods.set('initfail', pod('initfail', {
+    restartPolicy: 'Never',
+    initContainers: [{ name: 'broken', ...sh('exit 3') }],
+    containers: [{ name: 'app', ...sh('exec sleep 3600') }],
+  }));
+  await kubelet.start();
+});
+
+itest.afterEach.always((t) => {
+  if (!t.passed) node?.markFailed();
+});
+
+itest.after.always(async () => {
+  if (process.env.KT_DEBUG) for (const l of logLines) if ((l.level as number) >= 40) console.log(JSON.stringify(l));
+  // remove every pod so volumes are torn down through the kubelet, then stop
+  pods.clear();
+  setPods();
+  await new Promise((r) => setTimeout(r, 2000));
+  await Promise.race([kubelet?.stop(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+  cri?.close();
+  await node?.stop();
+  if (rootDir) {
+    try {
+      execFileSync('sh', ['-c', `grep -o " ${rootDir}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
+    } catch {
+      // nothing mounted
+    }
+    await rm(rootDir, { recursive: true, force: true });
+  }
+});
+
+itest.serial('init containers run in order, the sidecar keeps running beside the app; the pod is Running and Initialized', async (t) => {
+  await waitFor('features running', () => statusOf('features')?.phase === 'Running' && statusOf('features')?.containerStatuses?.[0].state?.running);
+  await waitFor('app wrote its line', async () => (await exec('features', 'app', 'cat /work/order')).endsWith('app\n'));
+  t.is(await exec('features', 'app', 'cat /work/order'), 'one\nsidecar\ntwo\napp\n');
+  const status = statusOf('features')!;
+  t.deepEqual(status.initContainerStatuses!.map((s) => [s.name, Object.keys(s.state!)[0]]), [['init-one', 'terminated'], ['sidecar', 'running'], ['init-two', 'terminated']]);
+  t.is(status.conditions!.find((c) => c.type === 'Initialized')!.status, 'True');
+  t.is(await exec('features', 'sidecar', 'echo alive'), 'alive\n');
+});
+
+itest.serial('env: literal with $(VAR), downward API, resources, ConfigMap/Secret keys, envFrom prefix, service links; command expanded', async (t) => {
+  const env = Object.fromEntries((await exec('features', 'app', 'env')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const podIP = statusOf('features')!.podIP!;
+  t.regex(podIP, /^10\.88\.9\.\d+$/);
+  t.like(env, {
+    POD_NAME: 'features', GREETING: 'hello-features', POD_IP: podIP, HOST_IP: NODE_IP, TIER: 'front', MEM_MI: '64', MODE: 'fast', PASSWORD: 's3cret',
+    CFG_MODE: 'fast', CFG_level: '3', WEB_API_SERVICE_HOST: '10.96.0.20', WEB_API_SERVICE_PORT_HTTP: '80', WEB_API_PORT: 'tcp://10.96.0.20:80',
+    KUBERNETES_SERVICE_HOST: '10.96.0.1',
+  });
+  t.false('MAYBE' in env);
+  t.is(await exec('features', 'app', 'cat /work/greeting; pwd'), 'hello-features\n/work\n');
+});
+
+itest.serial('volumes inside the container: configMap, secret (tmpfs, mode), downwardAPI, projected token, emptyDir Memory size, hostPath created', async (t) => {
+  t.is(await exec('features', 'app', 'cat /etc/cfg/app.conf'), 'version=1');
+  t.is(await exec('features', 'app', 'cat /etc/creds/..data/PASSWORD; stat -L -c %a /etc/creds/PASSWORD'), 's3cret444\n');
+  t.is(await exec('features', 'app', 'cat /etc/info/labels; echo; cat /etc/info/cpu'), 'app="shop"\ntier="front"\n500');
+  t.regex(await exec('features', 'app', 'cat /var/run/proj/token; echo; cat /var/run/proj/level'), /^token-\d+\n3$/);
+  t.deepEqual(data.tokenRequests[0].options, { audiences: ['vault'], expirationSeconds: 3600, boundPod: { name: 'features', uid: pods.get('features')!.metadata!.uid! } });
+  const mounts = await exec('features', 'app', 'cat /proc/mounts');
+  t.regex(mounts, /^tmpfs \/mem tmpfs \S*size=8192k/m);
+  t.regex(mounts, /^tmpfs \/etc\/creds tmpfs ro/m);
+  t.regex(mounts, /^\S+ \/etc\/cfg \S+ ro/m);
+  t.true((await stat(hostDir)).isDirectory());
+  t.is(await exec('features', 'app', 'touch /work/ok && touch /etc/cfg/x 2>/dev/null || echo cfg-ro'), 'cfg-ro\n');
+});
+
+itest.serial('DNS, hostname, /etc/hosts, port mapping, labels and annotations', async (t) => {
+  const resolv = await exec('features', 'app', 'cat /etc/resolv.conf');
+  t.regex(resolv, /^nameserver 10\.96\.0\.10$/m);
+  t.regex(resolv, /^search ns1\.svc\.cluster\.local svc\.cluster\.local cluster\.local (\S+ )*extra\.example$/m);
+  t.regex(resolv, /^options (?=.*ndots:5)(?=.*timeout:2)/m);
+  t.is(await exec('features', 'app', 'hostname'), 'web\n');
+  const podIP = statusOf('features')!.podIP!;
+  t.regex(await exec('features', 'app', 'cat /etc/hosts'), new RegExp(`^${podIP.replace(/\./g, '\\.')}\\tweb\\.sub\\.ns1\\.svc\\.cluster\\.local\\tweb$`, 'm'));
+  const nat = execFileSync('nsenter', [`--net=/var/run/netns/${node!.netns}`, 'iptables-save', '-t', 'nat'], { encoding: 'utf8' });
+  t.regex(nat, /--dport 18080 .*-j DNAT --to-destination 10\.88\.9\.\d+:8080|18080/);
+  const { items } = await cri!.listPodSandbox({ filter: { label_selector: { 'io.kubernetes.pod.uid': pods.get('features')!.metadata!.uid! } } });
+  t.is(items[0].labels.tier, 'front');
+  t.is(items[0].annotations['example.com/owner'], 'team-a');
+});
+
+itest.serial('security context and resources: uid/gid, read-only root, capabilities, no_new_privs, masked /proc; cgroup limits', async (t) => {
+  t.is(await exec('features', 'app', 'id -u; id -g'), '1000\n3000\n');
+  t.is(await exec('features', 'app', 'touch /rootfs-write 2>/dev/null || echo ro'), 'ro\n');
+  const status = await exec('features', 'app', 'cat /proc/self/status');
+  // NET_BIND_SERVICE (bit 10) only in the bounding set
+  t.regex(status, /^CapBnd:\s+0000000000000400$/m);
+  t.regex(status, /^NoNewPrivs:\s+1$/m);
+  const cgroup = await exec('features', 'app', 'cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/memory.max');
+  t.true(['50000\n256\n67108864\n', '50000 100000\n67108864\n'].includes(cgroup), cgroup);
+  // privileged on the host network: full capabilities, host resolver (ClusterFirst falls back to Default)
+  const privileged = await exec('hostnet', 'app', 'grep CapEff /proc/self/status; cat /etc/resolv.conf');
+  t.notRegex(privileged, /CapEff:\s+0000000000000000/);
+  t.notRegex(privileged, /10\.96\.0\.10/);
+});
+
+itest.serial('a missing ConfigMap: CreateContainerConfigError with the upstream message, sibling runs; created later → the container starts', async (t) => {
+  const waiting = await waitFor('waits reports the config error', () => statusOf('missing')?.containerStatuses?.find((c) => c.name === 'waits')?.state?.waiting?.reason === 'CreateContainerConfigError' && statusOf('missing'));
+  t.is(waiting.containerStatuses!.find((c) => c.name === 'waits')!.state!.waiting!.message, 'configmap "late" not found');
+  t.truthy(waiting.containerStatuses!.find((c) => c.name === 'runs')!.state!.running);
+  data.configMaps.push({ metadata: { namespace: 'ns1', name: 'late' }, data: { k: 'arrived' } });
+  await waitFor('waits running', () => statusOf('missing')?.containerStatuses?.find((c) => c.name === 'waits')?.state?.running);
+  t.is(await exec('missing', 'waits', 'echo $LATE'), 'arrived\n');
+});
+
+itest.serial('runAsNonRoot with a root image is refused; a failed init container under restartPolicy Never fails the pod', async (t) => {
+  const nonroot = await waitFor('nonroot error', () => statusOf('nonroot')?.containerStatuses?.[0].state?.waiting?.reason === 'CreateContainerConfigError' && statusOf('nonroot'));
+  t.regex(nonroot.containerStatuses![0].state!.waiting!.message!, /container has runAsNonRoot and image will run as root/);
+  const failed = await waitFor('initfail Failed', () => statusOf('initfail')?.phase === 'Failed' && statusOf('initfail'));
+  t.is(failed.initContainerStatuses![0].state!.terminated!.exitCode, 3);
+  t.falsy(failed.containerStatuses![0].state!.running);
+  const { containers } = await cri!.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': pods.get('initfail')!.metadata!.uid!, 'io.kubernetes.container.name': 'app' } } });
+  t.is(containers.length, 0, 'the app container never ran');
+});
+
+itest.serial('ConfigMap and Secret changes reach the mounted files through the ..data swap; env stays as started', async (t) => {
+  data.configMaps.find((c) => c.metadata!.name === 'cfg')!.data!['app.conf'] = 'version=2';
+  data.secrets.find((s) => s.metadata!.name === 'creds')!.data!.PASSWORD = b64('rotated');
+  await waitFor('configmap update visible', async () => (await exec('features', 'app', 'cat /etc/cfg/app.conf')) === 'version=2', 15_000);
+  await waitFor('secret update visible', async () => (await exec('features', 'app', 'cat /etc/creds/PASSWORD')) === 'rotated', 15_000);
+  t.is(await exec('features', 'app', 'echo $PASSWORD'), 's3cret\n');
+});
+
+itest.serial('a removed pod: containers gone, tmpfs volumes unmounted, its folder deleted; hostPath kept', async (t) => {
+  const uid = pods.get('features')!.metadata!.uid!;
+  const podDir = path.join(rootDir, 'pods', uid);
+  t.true((await readFile('/proc/self/mountinfo', 'utf8')).includes(podDir));
+  pods.delete('features');
+  setPods();
+  await waitFor('pod folder removed', async () => !(await stat(podDir).catch(() => undefined)));
+  t.false((await readFile('/proc/self/mountinfo', 'utf8')).includes(podDir));
+  const { containers } = await cri!.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': uid } } });
+  t.is(containers.length, 0);
+  t.true((await stat(hostDir)).isDirectory());
+});
