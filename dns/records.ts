@@ -53,8 +53,6 @@ interface ServiceSlot {
   /** ExternalName target, when valid. */
   cname: string | undefined;
   slices: readonly SliceEntry[];
-  /** The IPs this Service has PTR entries for (to remove them on change). */
-  ptrIPs: readonly string[];
 }
 
 /** What DNS keeps of an EndpointSlice: its Service's name, its ports, its ready endpoints. */
@@ -221,7 +219,7 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
   function slotFor(ns: string, name: string): ServiceSlot {
     let slot = slots.get(ns, name);
     if (!slot) {
-      slot = { namespace: ns, name, kind: Kind.Absent, ips: EMPTY, ports: EMPTY, cname: undefined, slices: EMPTY, ptrIPs: EMPTY };
+      slot = { namespace: ns, name, kind: Kind.Absent, ips: EMPTY, ports: EMPTY, cname: undefined, slices: EMPTY };
       slots.set(ns, name, slot);
     }
     return slot;
@@ -374,16 +372,15 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     }
   }
 
-  /** Recomputes which IPs point at the Service: its cluster IPs and ready endpoint IPs. */
-  function refreshPtrs(e: ServiceSlot): void {
-    for (const ip of e.ptrIPs) ptrRemove(ip, e);
-    e.ptrIPs = EMPTY;
+  /**
+   * PTR entries point at the Service from its cluster IPs and ready endpoint IPs. They are unlinked
+   * before the Service or its slices change and linked again after, computed from the slot itself,
+   * so no list of IPs is kept per Service.
+   */
+  function linkPtrs(e: ServiceSlot, link: (ip: string, e: ServiceSlot) => void): void {
     if (e.kind === Kind.Absent || e.kind === Kind.ExternalName) return;
-    const ips: string[] = [];
-    for (const s of e.slices) for (let i = 0; i < s.endpoints.length; i += 2) if (!ips.includes(s.endpoints[i]!)) ips.push(s.endpoints[i]!);
-    if (e.kind === Kind.ClusterIP) for (const ip of e.ips) if (!ips.includes(ip)) ips.push(ip);
-    e.ptrIPs = ips.length ? ips.slice() : EMPTY;
-    for (const ip of e.ptrIPs) ptrAdd(ip, e);
+    for (const s of e.slices) for (let i = 0; i < s.endpoints.length; i += 2) link(s.endpoints[i]!, e);
+    if (e.kind === Kind.ClusterIP) for (const ip of e.ips) link(ip, e);
   }
 
   function ptrTargets(e: ServiceSlot, ip: string, out: string[]): void {
@@ -393,11 +390,13 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
     if (e.kind === Kind.ClusterIP && e.ips.includes(ip)) out.push(base);
   }
 
-  /** The endpoints of a Service changed: its PTR entries follow, answers change. */
-  function endpointsChanged(slot: ServiceSlot): void {
-    if (!exists(slot)) return;
-    refreshPtrs(slot);
-    touch();
+  /** Changes a slot (its Service or its slices); its PTR entries and the answers follow. */
+  function change(slot: ServiceSlot, mutate: (slot: ServiceSlot) => void): void {
+    linkPtrs(slot, ptrRemove);
+    mutate(slot);
+    linkPtrs(slot, ptrAdd);
+    if (slot.kind !== Kind.Absent || slot.slices.length) touch();
+    dropIfEmpty(slot);
   }
 
   function removePodIPs(ns: string, ips: string | readonly string[]): void {
@@ -441,20 +440,16 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
       const fields = serviceFields(svc);
       const slot = slotFor(svc.metadata!.namespace!, svc.metadata!.name!);
       if (slot.kind === Kind.Absent) { countNs(slot.namespace, 1); serviceCount++; }
-      Object.assign(slot, fields);
-      refreshPtrs(slot);
-      touch();
+      change(slot, (s) => Object.assign(s, fields));
       return undefined;
     },
     deleteService(svc) {
       const [ns, name] = nameOf(svc);
       const slot = slots.get(ns, name);
       if (!exists(slot)) return;
-      Object.assign(slot, { kind: Kind.Absent, ips: EMPTY, ports: EMPTY, cname: undefined });
-      refreshPtrs(slot);
       countNs(ns, -1);
       serviceCount--;
-      dropIfEmpty(slot);
+      change(slot, (s) => Object.assign(s, { kind: Kind.Absent, ips: EMPTY, ports: EMPTY, cname: undefined }));
       touch();
     },
     upsertSlice(slice) {
@@ -465,23 +460,12 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
       slices.set(ns, name, entry);
       if (old && old.service === entry.service && entry.service) {
         // Same Service: the slice keeps its place (answer order).
-        const slot = slotFor(ns, entry.service);
-        slot.slices = slot.slices.map((s) => (s === old ? entry : s));
-        endpointsChanged(slot);
+        change(slotFor(ns, entry.service), (s) => { s.slices = s.slices.map((x) => (x === old ? entry : x)); });
         return;
       }
-      if (old?.service) {
-        const before = slots.get(ns, old.service);
-        if (before) {
-          before.slices = before.slices.filter((s) => s !== old);
-          endpointsChanged(before);
-          dropIfEmpty(before);
-        }
-      }
-      if (!entry.service) return;
-      const slot = slotFor(ns, entry.service);
-      slot.slices = [...slot.slices, entry];
-      endpointsChanged(slot);
+      const before = old?.service ? slots.get(ns, old.service) : undefined;
+      if (before) change(before, (s) => { s.slices = s.slices.filter((x) => x !== old); });
+      if (entry.service) change(slotFor(ns, entry.service), (s) => { s.slices = [...s.slices, entry]; });
     },
     deleteSlice(slice) {
       const [ns, name] = nameOf(slice);
@@ -489,12 +473,8 @@ export function createZoneIndex(zone: string, now: () => number = Date.now): Zon
       if (!old) return;
       slices.delete(ns, name);
       sliceCount--;
-      if (!old.service) return;
-      const slot = slots.get(ns, old.service);
-      if (!slot) return;
-      slot.slices = slot.slices.filter((s) => s !== old);
-      endpointsChanged(slot);
-      dropIfEmpty(slot);
+      const slot = old.service ? slots.get(ns, old.service) : undefined;
+      if (slot) change(slot, (s) => { s.slices = s.slices.filter((x) => x !== old); });
     },
     upsertPod(pod) {
       const [ns, name] = nameOf(pod);

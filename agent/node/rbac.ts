@@ -81,6 +81,14 @@ export function requiredPermissions(components: readonly string[], nodeName: str
       { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-node-lease', name: nodeName },
       { verb: 'create', group: 'certificates.k8s.io', resource: 'certificatesigningrequests' },
       ...watchable('', 'pods'),
+      // Pod status, mirror pods for static pods, and Events. (ConfigMaps, Secrets and
+      // service account tokens are checked by the Node authorizer per related pod, so a
+      // name-less review would be refused on a healthy cluster: those are not checked here.)
+      { verb: 'patch', group: '', resource: 'pods', subresource: 'status' },
+      { verb: 'create', group: '', resource: 'pods' },
+      { verb: 'delete', group: '', resource: 'pods' },
+      { verb: 'create', group: '', resource: 'events' },
+      { verb: 'patch', group: '', resource: 'events' },
     ]);
   }
   if (components.includes('proxy')) {

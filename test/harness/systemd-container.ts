@@ -22,6 +22,8 @@
  *   const out = await box.run('systemctl start keelson');         // throws on a non-zero exit code
  *   const lines = await box.journal('keelson', 'warning');        // journalctl -u keelson -p warning -o cat
  *   box.path('/etc/keelson')                                      // the host path of a container path
+ *   await box.exec('systemctl poweroff --no-block'); await box.waitForExit();  // the journal stays on disk:
+ *   //   journalctl -D <box.path('/var/log/journal')>/<machine-id> on the host (persistent storage is on)
  * copyIn/writeFile/path reach the container's root filesystem only: /run, /tmp, /dev, /proc and /sys
  * inside are the container's own mounts (use exec for those). Cold cache: debootstrap takes about two
  * minutes and needs the Debian mirror configured in /etc/apt/sources.list*; concurrent test files
@@ -80,6 +82,8 @@ export interface SystemdContainer {
   writeFile(containerPath: string, content: string, mode?: number): void;
   /** `journalctl -u UNIT [-p PRIORITY] -o cat --no-pager` inside (lines only, no metadata). */
   journal(unit: string, priority?: string, extraArgs?: string): Promise<string>;
+  /** Waits for PID 1 to exit (after `systemctl poweroff` inside); the root fs stays readable until stop(). */
+  waitForExit(timeoutMs?: number): Promise<void>;
   /** Marks the run as failed: stop() keeps the whole journal and the console log and prints where. */
   markFailed(): void;
   stop(): Promise<void>;
@@ -206,6 +210,16 @@ function mountedAt(dir: string): boolean {
     .some((l) => l.split(' ')[4] === dir);
 }
 
+/** True while `pid` is a live (not zombie) systemd: guards against a pid reused after exit. */
+function isOurInit(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^\d+ \(systemd\) [^Z]/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
 let counter = 0;
 const live = new Set<() => void>();
 let exitHookInstalled = false;
@@ -253,7 +267,7 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
     stopped = true;
     live.delete(teardownSync);
     // Killing PID 1 of the container's pid namespace kills everything in it.
-    if (initPid) {
+    if (initPid && isOurInit(initPid)) {
       try {
         process.kill(initPid, 'SIGKILL');
       } catch {
@@ -261,7 +275,7 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
       }
     }
     sh('ctr', ctr('task', 'kill', '--signal', 'SIGKILL', id));
-    for (let i = 0; i < 50 && initPid && existsSync(`/proc/${initPid}`); i++) execFileSync('sleep', ['0.1']);
+    for (let i = 0; i < 50 && initPid && isOurInit(initPid); i++) execFileSync('sleep', ['0.1']);
     sh('ctr', ctr('task', 'delete', '--force', id));
     sh('ctr', ctr('container', 'delete', id));
     // The namespace's parent cgroups (v1 hierarchies); rmdir fails harmlessly while another container uses them.
@@ -333,6 +347,14 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
       const p = priority ? ` -p ${priority}` : '';
       return (await box.run(`journalctl --no-pager -o cat -u ${unit}${p} ${extraArgs}`)).trim();
     },
+    async waitForExit(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (!isOurInit(initPid!)) return;
+        await sleep(200);
+      }
+      throw new Error(`systemd in ${id} still running after ${timeoutMs} ms`);
+    },
     markFailed() {
       failed = true;
     },
@@ -358,6 +380,11 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
   const task = sh('ctr', ctr('task', 'ls')) ?? '';
   const pid = task.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1];
   initPid = pid ? Number(pid) : undefined;
+  if (!initPid || !isOurInit(initPid)) {
+    failed = true;
+    await box.stop();
+    throw new Error(`ctr run ${id}: no running systemd task found (ctr task ls: ${task.trim()})`);
+  }
   return box;
 }
 

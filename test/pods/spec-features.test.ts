@@ -107,7 +107,7 @@ itest.before(async () => {
     hostname: 'web', subdomain: 'sub',
     dnsConfig: { searches: ['extra.example'], options: [{ name: 'timeout', value: '2' }] },
     initContainers: [
-      { name: 'init-one', ...sh('echo one >> /work/order'), volumeMounts: [{ name: 'work', mountPath: '/work' }] },
+      { name: 'init-one', ...sh('echo one >> /work/order; chmod 666 /work/order'), volumeMounts: [{ name: 'work', mountPath: '/work' }] },
       { name: 'sidecar', restartPolicy: 'Always', ...sh('echo sidecar >> /work/order; exec sleep 3600'), volumeMounts: [{ name: 'work', mountPath: '/work' }] },
       { name: 'init-two', ...sh('echo two >> /work/order'), volumeMounts: [{ name: 'work', mountPath: '/work' }] },
     ],

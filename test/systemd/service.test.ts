@@ -3,11 +3,12 @@
  * into a container whose PID 1 is systemd (test/harness/systemd-container.ts), started as a
  * Type=notify service in standalone mode (kubelet only, its runtime socket missing: keelson must
  * still report READY, as upstream kubelet starts without a runtime), its STATUS=, the OR-ed start
- * conditions, the watchdog firing on a frozen event loop, journald priorities, and a clean stop.
+ * conditions, the watchdog firing on a frozen event loop, journald priorities, a clean stop, and a
+ * host shutdown told apart from a stop of keelson alone.
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../harness/keelson';
@@ -15,7 +16,7 @@ import { integrationTest } from '../harness/requirements';
 import { startSystemdContainer, type SystemdContainer } from '../harness/systemd-container';
 
 const UNIT = path.join(REPO_ROOT, 'systemd', 'keelson.service');
-const itest = integrationTest({ root: true, commands: ['systemd-analyze', 'debootstrap', 'containerd', 'ctr', 'runc', 'flock'] });
+const itest = integrationTest({ root: true, commands: ['systemd-analyze', 'journalctl', 'debootstrap', 'containerd', 'ctr', 'runc', 'flock'] });
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -158,5 +159,17 @@ itest.serial('under systemd: conditions, READY and STATUS=, watchdog restart, jo
   const tail = await box.journal('keelson', 'info', '-n 5');
   t.regex(tail, /stopping keelson \(pods keep running\) signal=SIGTERM/);
   t.regex(tail, /\[agent\] keelson stopped/);
+  t.notRegex(tail, /hostShutdown=/, 'a stop of keelson alone is not a host shutdown');
+
+  // A host shutdown: keelson sees it is one (graceful node shutdown keys on this) and stops cleanly.
+  await box.run('systemctl start keelson', { timeoutMs: 60_000 });
+  await box.run('systemctl poweroff --no-block');
+  await box.waitForExit(60_000);
+  const journalDir = box.path('/var/log/journal');
+  const machines = readdirSync(journalDir);
+  t.is(machines.length, 1);
+  const onDisk = execFileSync('journalctl', ['-D', path.join(journalDir, machines[0]!), '-u', 'keelson', '-o', 'cat', '--no-pager', '-n', '6'], { encoding: 'utf8' });
+  t.regex(onDisk, /stopping keelson \(pods keep running\) signal=SIGTERM hostShutdown="?poweroff\.target job queued/);
+  t.regex(onDisk, /\[agent\] keelson stopped/);
   t.log(`whole test ${Date.now() - started} ms`);
 });
