@@ -246,6 +246,11 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     components: health(),
     pods: podViews(kubelet),
     problems: kubelet ? kubelet.manifestProblems().map((p) => `${p.file}${p.document !== undefined ? ` (document ${p.document})` : ''}: ${p.field}: ${p.message}`) : [],
+    // For `keelson status`: where the node's credentials are, and where the DNS answers.
+    extra: {
+      ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
+      dnsAddresses: mode === 'cluster' && config.components.includes('dns') ? settings.dns.listen.map((a) => `${a.includes(':') ? `[${a}]` : a}:${settings.dns.port}`) : [],
+    },
   });
   let stateFailing = false;
   const writeState = (stopped = false) => {

@@ -1,4 +1,5 @@
 /** `keelson status`: what the running daemon under --root-dir is doing, read from its state file. */
+import type { ComponentHealth } from './component';
 import { processAlive, readDaemonState, stateFilePath, type DaemonState } from './state-file';
 
 function table(rows: string[][]): string {
@@ -13,10 +14,43 @@ function age(iso: string, now: number): string {
   return `${Math.round(s / 3600)}h`;
 }
 
+/** Informer health entries carry their list-watch details (resourceVersion, relists). */
+function isInformer(c: ComponentHealth): boolean {
+  return !!c.details && 'relists' in c.details && 'resourceVersion' in c.details;
+}
+
+/** The node-level summary: join state, apiserver reachability, Lease age, services programmed, DNS address. */
+export function summaryRows(state: DaemonState, now = Date.now()): string[][] {
+  const extra = (state.extra ?? {}) as { kubeconfig?: unknown; dnsAddresses?: unknown };
+  const kubeconfig = typeof extra.kubeconfig === 'string' ? extra.kubeconfig : undefined;
+  const rows: string[][] = [];
+  rows.push(['joined', state.mode === 'cluster' ? `yes${kubeconfig ? ` (${kubeconfig})` : ''}` : 'no (standalone: no kubeconfig; keelson join to join a cluster)']);
+  if (state.mode === 'cluster') {
+    const informers = state.components.filter(isInformer);
+    const failing = informers.filter((c) => !c.healthy && /failing/.test(c.message ?? ''));
+    rows.push([
+      'apiserver',
+      informers.length === 0 ? 'unknown (no watches)' : failing.length ? `unreachable or failing: ${failing[0]!.name}: ${failing[0]!.message ?? ''}` : informers.every((c) => c.healthy) ? `reachable (${informers.length} watches healthy)` : 'connecting (waiting for the first lists)',
+    ]);
+    const node = state.components.find((c) => c.name === 'node');
+    rows.push(['lease', node?.lastSyncTime ? `renewed ${age(node.lastSyncTime, now)} ago` : node ? 'not renewed yet' : '- (node registration off)']);
+  }
+  const proxy = state.components.find((c) => c.name === 'proxy');
+  if (proxy) {
+    const d = (proxy.details ?? {}) as { services?: unknown; mode?: unknown };
+    rows.push(['services', `${typeof d.services === 'number' ? d.services : '?'} programmed${typeof d.mode === 'string' ? ` (${d.mode})` : ''}${proxy.lastSyncTime ? `, last sync ${age(proxy.lastSyncTime, now)} ago` : ''}`]);
+  }
+  const dns = Array.isArray(extra.dnsAddresses) ? extra.dnsAddresses.filter((a): a is string => typeof a === 'string') : [];
+  rows.push(['dns', dns.length ? dns.join(', ') : 'off']);
+  return rows;
+}
+
 export function renderStatus(state: DaemonState, running: boolean, now = Date.now()): string {
   const lines: string[] = [];
   const daemon = running ? `running (pid ${state.pid}, up ${age(state.startedAt, now)})` : state.stopped ? 'stopped' : `not running (last seen ${age(state.updatedAt, now)} ago)`;
   lines.push(`keelson ${state.version}   node ${state.nodeName}   mode ${state.mode}   daemon ${daemon}`);
+  lines.push('');
+  lines.push(table(summaryRows(state, now)));
   lines.push('');
   lines.push(table([['COMPONENT', 'HEALTHY', 'LAST SYNC', 'MESSAGE'], ...state.components.map((c) => [c.name, c.healthy ? 'yes' : 'NO', c.lastSyncTime ? `${age(c.lastSyncTime, now)} ago` : '-', c.message ?? ''])]));
   lines.push('');

@@ -78,7 +78,8 @@ export interface CallContext {
 export function toCriError(err: unknown, ctx: CallContext): CriError {
   const e = (err ?? {}) as GrpcLikeError;
   const grpcCode = typeof e.code === 'number' ? e.code : undefined;
-  const details = typeof e.details === 'string' && e.details ? e.details : typeof e.message === 'string' ? e.message : String(err);
+  // grpc-js ends connection errors with an empty "Resolution note:"; journal lines are long enough.
+  const details = (typeof e.details === 'string' && e.details ? e.details : typeof e.message === 'string' ? e.message : String(err)).replace(/\s*Resolution note:\s*$/, '');
   const about = ctx.object ? ` (${ctx.object})` : '';
   if (grpcCode === GrpcStatus.UNAVAILABLE) {
     return new CriError(

@@ -225,7 +225,7 @@ if [ "$dry_run" = 1 ]; then
   exit 0
 fi
 echo
-say "keelson $(/usr/bin/keelson version 2>/dev/null || echo '(version unknown)') installed"
+say "installed: $(/usr/bin/keelson version 2>/dev/null || echo "keelson $new_version (does not run: check /usr/lib/keelson)")"
 if [ "$joined" = 0 ]; then
   cat <<EOF
 Next steps:

@@ -29,7 +29,7 @@ export interface ShutdownProbeDeps {
 
 const SCHEDULED = '/run/systemd/shutdown/scheduled';
 const SCHEDULED_SOON_MS = 60_000;
-const TARGETS = /^\s*\d+\s+(poweroff|reboot|halt|kexec|shutdown|soft-reboot)\.target\s+start\b/m;
+const TARGETS = /^\s*\d+\s+(poweroff|reboot|halt|kexec|shutdown|soft-reboot)\.target\s+start\b/gm;
 
 const runSystemctl = (args: string[]): Promise<string> =>
   new Promise((resolve) => {
@@ -49,8 +49,10 @@ export async function hostShuttingDown(deps: ShutdownProbeDeps = {}): Promise<Sh
   const systemctl = deps.systemctl ?? runSystemctl;
   if (!exists('/run/systemd/system')) return { shuttingDown: false };
   const [jobs, state] = await Promise.all([systemctl(['list-jobs', '--no-legend', '--no-pager']), systemctl(['is-system-running'])]);
-  const job = jobs.match(TARGETS);
-  if (job) return { shuttingDown: true, reason: `${job[1]}.target job queued` };
+  // shutdown.target is queued alongside the one that says what happens next: name that one.
+  const targets = [...jobs.matchAll(TARGETS)].map((m) => m[1]!);
+  const target = targets.find((name) => name !== 'shutdown') ?? targets[0];
+  if (target) return { shuttingDown: true, reason: `${target}.target job queued` };
   if (state.trim() === 'stopping') return { shuttingDown: true, reason: 'system state stopping' };
   const usec = Number(readFile(SCHEDULED)?.match(/^USEC=(\d+)$/m)?.[1]);
   if (Number.isFinite(usec) && usec / 1000 - now() <= SCHEDULED_SOON_MS) return { shuttingDown: true, reason: 'scheduled shutdown due' };

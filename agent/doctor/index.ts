@@ -124,7 +124,8 @@ export async function runChecks(ctx: DoctorContext, checks: readonly DoctorCheck
 const MARK = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const;
 
 export function renderResults(results: CheckResult[]): string {
-  const width = Math.max(...results.map((r) => r.name.length), 10);
+  // Long names (disk paths) overflow their column rather than pushing every detail far right.
+  const width = Math.min(Math.max(...results.map((r) => r.name.length), 10), 24);
   const lines: string[] = [];
   for (const r of results) {
     lines.push(`${MARK[r.status]}  ${r.name.padEnd(width)}  ${r.detail}`);

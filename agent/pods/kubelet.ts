@@ -18,6 +18,8 @@ import { createImagePuller } from './images';
 import { createLifecycleHooks } from './hooks';
 import { createProber } from './probes/prober';
 import { createPleg } from './pleg';
+import { DEFAULT_CNI_CONF_DIR, ensureCniConfig } from './cni-config';
+import { createGarbageCollector, type FsUsageReader, type ImageGcPolicy } from './gc';
 import type { ManifestProblem, PodSource } from './pod-source';
 import { createPodWorker, type PodWorker, type PodWorkerDeps, type TerminateOptions, type WorkerPhase } from './pod-worker';
 import { rejectedStatus, type AdmitResult } from './admission';
@@ -48,6 +50,13 @@ export interface KubeletConfig {
   backoff?: BackoffOptions;
   /** PLEG relist period (default 1 s). */
   relistPeriodMs?: number;
+  /** Container GC period (default 1 min) and image GC thresholds and period (gc.ts; default 85 %/80 %, 2 min min age, 5 min). */
+  containerGCPeriodMs?: number;
+  /** The node's pod CIDR: with no CNI config in cniConfDir, a bridge config for it is written at start (cni-config.ts). */
+  podCIDR?: string;
+  /** The runtime's CNI config folder (default /etc/cni/net.d). */
+  cniConfDir?: string;
+  imageGC?: Partial<ImageGcPolicy> & { periodMs?: number };
   /** Static pod folder full rescan period (default 20 s). */
   fileCheckFrequencyMs?: number;
   /** Per-pod periodic resync (default 30 s). */
@@ -69,6 +78,8 @@ export interface KubeletOptions {
   podData?: PodDataLookup;
   /** tmpfs mounts for volumes (default: mount(8)); unit tests pass a fake. */
   mounter?: Mounter;
+  /** Image filesystem usage for image GC (default: statfs of the runtime's image fs). */
+  imageFsUsage?: FsUsageReader;
 }
 
 export interface KubeletComponent extends Component {
@@ -254,6 +265,17 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     }
   }
 
+  const gc = createGarbageCollector({
+    runtime,
+    clock,
+    logger,
+    // until every source delivered its pods, every pod counts as wanted
+    isPodActive: (uid) => !sourcesReady || workers.has(uid) || pendingStarts.has(uid),
+    ...(options.imageFsUsage ? { fsUsage: options.imageFsUsage } : {}),
+    ...(config.containerGCPeriodMs ? { containerPeriodMs: config.containerGCPeriodMs } : {}),
+    ...(config.imageGC ? { imageGC: config.imageGC } : {}),
+  });
+
   const pleg = createPleg({
     runtime,
     clock,
@@ -279,6 +301,10 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
         logger.warn({ err, file: config.resolvConf ?? '/etc/resolv.conf' }, 'cannot read resolv.conf; pods get the runtime default DNS');
       }
       await resolveRuntimeName();
+      if (config.podCIDR) {
+        await ensureCniConfig({ podCIDR: config.podCIDR, confDir: config.cniConfDir, runtime: runtime!, logger }).catch((err) =>
+          logger.error({ err, confDir: config.cniConfDir ?? DEFAULT_CNI_CONF_DIR }, 'cannot write the CNI config'));
+      }
       const prober = createProber(runtime!);
       const manager = createRuntimeManager({
         hooks: createLifecycleHooks({ prober, clock, logger }),
@@ -310,6 +336,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       for (const source of deps.sources) await source.start((pods) => podsChanged(source.name, pods));
       sourcesReady = true;
       pleg.start();
+      gc.start();
       logger.info({ staticPodPath: config.staticPodPath, podLogsDir: config.podLogsDir }, 'kubelet started');
     },
     async stop() {
@@ -317,6 +344,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       sourcesReady = false;
       for (const source of deps.sources) source.stop();
       pleg.stop();
+      gc.stop();
       for (const worker of workers.values()) worker.stop();
       // let in-flight CRI calls finish, but do not wait out a grace period (a kill goes on in the runtime)
       let timer: NodeJS.Timeout | undefined;

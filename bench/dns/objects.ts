@@ -53,21 +53,26 @@ export function zoneRecords(list: BenchService[], ttl = 5): string[] {
  * fields, endpoint conditions/targetRef/nodeName/zone, status; managedFields already stripped by
  * the informer), parsed from JSON so that every string is its own, as in an informer cache.
  */
-export function asServed(objs: { services: Service[]; slices: EndpointSlice[] }): { services: Service[]; slices: EndpointSlice[] } {
+export function asServed(
+  objs: { services: Service[]; slices: EndpointSlice[] },
+  transform: { service(s: Service): Service; slice(s: EndpointSlice): EndpointSlice } = { service: (s) => s, slice: (s) => s },
+): { services: Service[]; slices: EndpointSlice[] } {
   let rv = 1000;
+  // One object at a time, as a watch delivers them, and transformed at once as an informer does.
+  const parsed = <T>(o: T): T => JSON.parse(JSON.stringify(o)) as T;
   const uid = (i: number) => `6c0a${(i * 2654435761 >>> 0).toString(16).padStart(8, '0')}-1f2e-4d3c-9b8a-${String(i).padStart(12, '0')}`;
   const meta = (m: { namespace?: string; name?: string; labels?: Record<string, string> }, i: number) => ({
     ...m, uid: uid(i), resourceVersion: String(rv++), creationTimestamp: '2026-11-20T10:00:00Z',
     labels: { ...(m.labels ?? {}), app: m.name ?? '', 'app.kubernetes.io/managed-by': 'Helm' },
   });
-  const services = objs.services.map((s, i) => ({
+  const services = objs.services.map((s, i) => transform.service(parsed({
     ...s, metadata: meta(s.metadata!, i),
     spec: { ...s.spec, sessionAffinity: 'None', internalTrafficPolicy: 'Cluster', ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', selector: { app: s.metadata!.name! }, ports: s.spec!.ports!.map((p) => ({ ...p, targetPort: p.port })) },
     status: { loadBalancer: {} },
-  }));
-  const slices = objs.slices.map((s, i) => ({
+  } as Service)));
+  const slices = objs.slices.map((s, i) => transform.slice(parsed({
     ...s, metadata: { ...meta(s.metadata!, 100000 + i), generateName: `${s.metadata!.labels!['kubernetes.io/service-name']}-`, ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: s.metadata!.labels!['kubernetes.io/service-name']!, uid: uid(i), controller: true, blockOwnerDeletion: true }] },
     endpoints: s.endpoints.map((e, k) => ({ ...e, conditions: { ready: true, serving: true, terminating: false }, nodeName: `node-${k}`, zone: 'zone-a', targetRef: { kind: 'Pod', namespace: s.metadata!.namespace, name: `${s.metadata!.name}-pod-${k}`, uid: uid(200000 + i * 4 + k) } })),
-  }));
-  return JSON.parse(JSON.stringify({ services, slices })) as { services: Service[]; slices: EndpointSlice[] };
+  } as EndpointSlice)));
+  return { services, slices };
 }

@@ -61,8 +61,8 @@ async function main(): Promise<void> {
   // through dns/transform.ts as a DNS-only informer cache would keep them.
   const shape = arg('objects', 'bench');
   let { services, slices } = toObjects(benchServices(n));
-  if (shape !== 'bench') ({ services, slices } = asServed({ services, slices }));
-  if (shape === 'slim') ({ services, slices } = { services: services.map(slimService), slices: slices.map(slimEndpointSlice) });
+  if (shape === 'served') ({ services, slices } = asServed({ services, slices }));
+  if (shape === 'slim') ({ services, slices } = asServed({ services, slices }, { service: slimService, slice: slimEndpointSlice }));
   const dns = createDnsComponent({
     input: { services: createMemoryFeed(services), endpointSlices: createMemoryFeed(slices) },
     config: {

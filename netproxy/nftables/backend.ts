@@ -1,7 +1,9 @@
 /**
- * The nftables backend: keeps the fragments it last applied and turns each sync into one `nft -f`
- * transaction. An incremental sync only adds and deletes the map elements (and the few chains) of
- * the Services that changed; a full sync re-declares everything it owns and removes the rest.
+ * The nftables backend: remembers the port states it last applied (re-rendering a Service's old
+ * fragment when it changes) and turns each sync into one `nft -f` transaction. An incremental sync
+ * only adds and deletes the map elements (and the few chains) of the Services that changed, in
+ * batched `add/delete element` statements; a full sync re-declares everything it owns and removes
+ * the rest; an empty sync runs no `nft` at all.
  */
 import type { ProxyBackend, BackendContext, SyncRequest } from '../backend';
 import type { ServicePortState } from '../desiredstate';

@@ -278,10 +278,7 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
     for (let i = 0; i < 50 && initPid && isOurInit(initPid); i++) execFileSync('sleep', ['0.1']);
     sh('ctr', ctr('task', 'delete', '--force', id));
     sh('ctr', ctr('container', 'delete', id));
-    // The namespace's parent cgroups (v1 hierarchies); rmdir fails harmlessly while another container uses them.
-    for (const hierarchy of existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : []) {
-      sh('rmdir', [path.join('/sys/fs/cgroup', hierarchy, CTR_NAMESPACE)]);
-    }
+    // The namespace's empty parent cgroups are left: removing them could race another test's container start.
     if (overlay) {
       if (sh('umount', [rootfs]) === undefined) sh('umount', ['-l', rootfs]);
       overlay = mountedAt(rootfs);
@@ -321,7 +318,7 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
       if (r.code !== 0) throw new Error(`in ${id}: \`${cmd}\` exited ${r.code}\nstderr: ${r.stderr}\nstdout: ${r.stdout}`);
       return r.stdout;
     },
-    async waitForSystemd(timeoutMs = 60_000) {
+    async waitForSystemd(timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       let last = '';
       while (Date.now() < deadline) {
@@ -330,8 +327,17 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
         if (/^(running|degraded)$/m.test(r.stdout)) return r.stdout.trim();
         await sleep(200);
       }
-      const failedUnits = await exec('systemctl --failed --no-legend');
-      throw new Error(`systemd in ${id} not up after ${timeoutMs} ms (last: ${last}); failed units: ${failedUnits.stdout}`);
+      const failedUnits = await exec('systemctl --failed --no-legend', { timeoutMs: 10_000 });
+      const tasks = sh('ctr', ctr('task', 'ls')) ?? '';
+      let consoleTail = '';
+      try {
+        consoleTail = readFileSync(consoleLog, 'utf8').split('\n').slice(-20).join('\n');
+      } catch {
+        // none
+      }
+      throw new Error(
+        `systemd in ${id} not up after ${timeoutMs} ms (last: ${last}); failed units: ${failedUnits.stdout}${failedUnits.stderr}; tasks: ${tasks}; console:\n${consoleTail}`,
+      );
     },
     copyIn(hostPath, dest) {
       const target = containerPath(dest);
@@ -377,9 +383,14 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
     await box.stop();
     throw new Error(`ctr run ${id} failed (exit ${started.code}): ${started.stderr}`);
   }
-  const task = sh('ctr', ctr('task', 'ls')) ?? '';
-  const pid = task.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1];
-  initPid = pid ? Number(pid) : undefined;
+  // Right after `ctr run -d` the task's process may still be runc's init, not yet systemd.
+  let task = '';
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(100)) {
+    task = sh('ctr', ctr('task', 'ls')) ?? '';
+    const pid = task.split('\n').find((l) => l.startsWith(`${id} `))?.trim().split(/\s+/)[1];
+    initPid = pid ? Number(pid) : undefined;
+    if (initPid && isOurInit(initPid)) break;
+  }
   if (!initPid || !isOurInit(initPid)) {
     failed = true;
     await box.stop();

@@ -75,7 +75,7 @@ itest.serial('install.sh from the release tarball installs keelson, and systemct
   t.regex(install.stdout, new RegExp(`keelson ${VERSION.replace(/\./g, '\\.')} from the unpacked release`));
   t.regex(install.stdout, /^\+ systemctl daemon-reload$/m);
   t.regex(install.stdout, /^\+ systemctl enable keelson\.service$/m);
-  t.notRegex(install.stdout, /systemctl (re)?start/, 'not joined: installed and enabled, not started');
+  t.notRegex(install.stdout, /^\+ systemctl (re|try-re)?start/m, 'not joined: installed and enabled, not started');
   t.regex(install.stdout, /Next steps:/);
   t.regex(await b.run('keelson version'), new RegExp(`^keelson ${VERSION.replace(/\./g, '\\.')} \\(node v24\\.\\d+\\.\\d+, linux/x64\\)$`, 'm'));
   t.regex(await b.run('cat /etc/keelson/config.yaml'), /kind: KubeletConfiguration/);
@@ -99,7 +99,9 @@ itest.serial('install.sh from the release tarball installs keelson, and systemct
   t.regex(status.stdout, /node edge-e2e/);
   const doctor = await b.exec('keelson doctor', { timeoutMs: 60_000 });
   t.log(`--- keelson doctor ---\n${doctor.stdout}`);
-  t.regex(doctor.stdout, /^(ok  |WARN|FAIL)  runtime /m);
+  t.regex(doctor.stdout, /^ok    runtime\s+containerd \S+ \(CRI v1\) at \/run\/containerd\/containerd\.sock$/m);
+  t.regex(doctor.stdout, /^ok    cgroup delegation\s+keelson\.service has Delegate=yes$/m);
+  t.regex(doctor.stdout, /^ok    port 10248\/tcp\s+127\.0\.0\.1:10248\/tcp held by the running keelson \(pid \d+\)$/m);
   t.regex(doctor.stdout, /(failed|checks ok)/);
 });
 

@@ -197,7 +197,8 @@ itest.after.always(async () => {
 });
 
 itest.serial('init containers run in order, the sidecar keeps running beside the app; the pod is Running and Initialized', async (t) => {
-  await waitFor('features running', () => statusOf('features')?.phase === 'Running' && statusOf('features')?.containerStatuses?.[0].state?.running);
+  // generous: under a loaded CI machine five pods start at once
+  await waitFor('features running', () => statusOf('features')?.phase === 'Running' && statusOf('features')?.containerStatuses?.[0].state?.running, 90_000);
   await waitFor('app wrote its line', async () => (await exec('features', 'app', 'cat /work/order')).endsWith('app\n'));
   t.is(await exec('features', 'app', 'cat /work/order'), 'one\nsidecar\ntwo\napp\n');
   const status = statusOf('features')!;

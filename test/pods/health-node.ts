@@ -1,0 +1,44 @@
+/**
+ * A keelson kubelet (static pods) for the health feature tests, run as a child process inside the
+ * simulated node's network namespace so that its probes reach pod IPs the way a real node's do.
+ * argv[2] is a JSON RunnerConfig. Output on stdout, one JSON object per line: pino log records,
+ * and `{"kind":"status", ...}` whenever a pod's status changes. SIGTERM stops it.
+ */
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import { createCriClient } from '../../cri/client';
+import { createStaticPodsComponent, type KubeletConfig } from '../../agent/pods';
+
+export interface RunnerConfig {
+  endpoint: string;
+  kubelet: KubeletConfig;
+  /** A file holding `{"capacityBytes":…,"availableBytes":…}`: the image fs usage the image GC sees. */
+  fsUsageFile: string;
+}
+
+const config = JSON.parse(process.argv[2]) as RunnerConfig;
+const out = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+const logger = pino({ level: 'debug' }, { write: (line: string) => void process.stdout.write(line.endsWith('\n') ? line : `${line}\n`) });
+const cri = createCriClient({ endpoint: config.endpoint });
+const kubelet = createStaticPodsComponent({
+  cri,
+  config: config.kubelet,
+  logger,
+  imageFsUsage: async () => JSON.parse(readFileSync(config.fsUsageFile, 'utf8')),
+});
+kubelet.statusManager.onChange((pod, status) => out({ kind: 'status', uid: pod.metadata!.uid, name: pod.metadata!.name, at: Date.now(), status }));
+
+process.on('SIGTERM', () => {
+  void kubelet.stop().finally(() => {
+    cri.close();
+    process.exit(0);
+  });
+});
+
+kubelet.start().then(
+  () => out({ kind: 'started' }),
+  (err: Error) => {
+    out({ kind: 'failed', message: err.message });
+    process.exit(1);
+  },
+);
