@@ -95,6 +95,8 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
       ...(nodeIP ? { nodeIP } : {}),
       resolvConf: config.kubelet.resolvConf,
       fileCheckFrequencyMs: config.kubelet.fileCheckFrequencyMs,
+      clusterDNS: config.kubelet.clusterDNS,
+      clusterDomain: config.kubelet.clusterDomain,
     };
     // cluster mode: the kubelet with the apiserver's pods is made below, once the client exists
     if (mode === 'standalone') {
