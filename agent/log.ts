@@ -29,8 +29,9 @@ function formatFields(record: Record<string, unknown>): string {
   for (const [key, value] of Object.entries(record)) {
     if (RESERVED.has(key) || value === undefined) continue;
     if (key === 'err' && value && typeof value === 'object') {
-      const err = value as { message?: string; code?: string; object?: string };
+      const err = value as { message?: string; code?: string; object?: string; cause?: string };
       parts.push(`err=${formatValue(err.message ?? '')}`);
+      if (err.cause) parts.push(`cause=${formatValue(err.cause)}`);
       if (err.code) parts.push(`code=${formatValue(err.code)}`);
       if (err.object) parts.push(`object=${formatValue(err.object)}`);
       continue;
@@ -78,6 +79,22 @@ export function detectLogFormat(env: NodeJS.ProcessEnv = process.env, stream: { 
   return 'json';
 }
 
+/**
+ * Errors as one line can carry them: the error's own message (pino's default serializer appends
+ * every cause's message to it, which made journald lines repeat themselves), its stable code and
+ * object, the first cause's message apart, and the stack for JSON consumers.
+ */
+export function serializeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const e = err as Error & { code?: unknown; object?: unknown };
+  const out: Record<string, unknown> = { type: e.name, message: e.message };
+  if (e.code !== undefined) out.code = e.code;
+  if (e.object !== undefined) out.object = e.object;
+  if (e.cause instanceof Error && e.cause.message && !e.message.includes(e.cause.message)) out.cause = e.cause.message;
+  if (e.stack) out.stack = e.stack;
+  return out;
+}
+
 export interface LoggerOptions {
   level?: LogLevel;
   format?: LogFormat;
@@ -88,7 +105,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? detectLogFormat();
   const sink: LineSink = options.sink ?? { write: (line) => void process.stderr.write(line) };
-  const base = { level: options.level ?? 'info', base: undefined, errorKey: 'err' } as const;
+  const base = { level: options.level ?? 'info', base: undefined, errorKey: 'err', serializers: { err: serializeError } };
   if (format === 'json') {
     return pino(base, { write: (chunk: string) => sink.write(chunk) });
   }

@@ -12,6 +12,12 @@ else
 fi
 bash scripts/build.sh --clean
 node_bin=$(scripts/node-runtime.sh)
+if [ "$(id -u)" = 0 ]; then
+  # The systemd end-to-end tests boot a Debian rootfs made with debootstrap; build (or reuse) it once
+  # here, outside any test's timeout. Cached in /var/cache/keelson-test.
+  echo "keelson: preparing the Debian rootfs for the systemd tests (debootstrap, cached)"
+  "$node_bin" dist/test/harness/systemd-container.js --prepare
+fi
 mkdir -p .test-logs
 log=.test-logs/ava.tap
 set +e

@@ -39,3 +39,18 @@ test('format detection: journald, then TTY, then JSON', (t) => {
   t.is(detectLogFormat({}, { isTTY: true }), 'pretty');
   t.is(detectLogFormat({}, { isTTY: false }), 'json');
 });
+
+test('an error is one line: its own message, the first cause apart, code and object', (t) => {
+  const { logger, lines } = capture('journald');
+  const cause = new Error('connect ENOENT /run/x.sock');
+  const err = new KeelsonError('KEELSON_ERR_CRI_UNAVAILABLE', 'CRI runtime unavailable', { object: 'socket=/run/x.sock', cause });
+  logger.error({ err }, 'relist failed');
+  t.is(lines.length, 1);
+  t.is(lines[0], '<3>relist failed err="CRI runtime unavailable" cause="connect ENOENT /run/x.sock" code=KEELSON_ERR_CRI_UNAVAILABLE object="socket=/run/x.sock"');
+  const json = capture('json');
+  json.logger.error({ err }, 'relist failed');
+  const record = JSON.parse(json.lines[0]);
+  t.is(record.err.message, 'CRI runtime unavailable');
+  t.is(record.err.code, 'KEELSON_ERR_CRI_UNAVAILABLE');
+  t.regex(record.err.stack, /KeelsonError: CRI runtime unavailable/);
+});

@@ -178,7 +178,7 @@ itest.afterEach.always((t) => {
 });
 
 itest.after.always(async () => {
-  if (process.env.KT_DEBUG) for (const l of logLines) if ((l.level as number) >= 40) console.log(JSON.stringify(l));
+  if (process.env.KT_DEBUG) for (const l of logLines) if ((l.level as number) >= (process.env.KT_DEBUG === 'all' ? 0 : 40)) console.log(JSON.stringify(l));
   // remove every pod so volumes are torn down through the kubelet, then stop
   pods.clear();
   setPods();
