@@ -44,6 +44,10 @@ export interface KubeletSettings {
   registerNode: boolean;
   registerWithTaints: { key: string; value?: string; effect: string }[];
   nodeLabels: Record<string, string>;
+  /** Graceful node shutdown (kubelet's shutdownGracePeriod): time given to pods on a host shutdown; 0 disables it. */
+  shutdownGracePeriodMs: number;
+  /** The part of shutdownGracePeriod kept for critical pods, which stop after the others. */
+  shutdownGracePeriodCriticalPodsMs: number;
 }
 
 export interface KeelsonConfig {
@@ -96,6 +100,8 @@ export function defaultKubeletSettings(): KubeletSettings {
     registerNode: true,
     registerWithTaints: [],
     nodeLabels: {},
+    shutdownGracePeriodMs: 0,
+    shutdownGracePeriodCriticalPodsMs: 0,
   };
 }
 
@@ -103,8 +109,7 @@ export function defaultKubeletSettings(): KubeletSettings {
 const UPSTREAM_IGNORED = new Set([
   'authentication', 'authorization', 'cgroupDriver', 'cgroupRoot', 'cgroupsPerQOS', 'cpuManagerPolicy',
   'enableServer', 'eventRecordQPS', 'eventBurst', 'featureGates', 'kubeAPIQPS', 'kubeAPIBurst', 'logging',
-  'memorySwap', 'readOnlyPort', 'rotateCertificates', 'serverTLSBootstrap', 'shutdownGracePeriod',
-  'shutdownGracePeriodCriticalPods', 'streamingConnectionIdleTimeout', 'tlsCertFile', 'tlsPrivateKeyFile',
+  'memorySwap', 'readOnlyPort', 'rotateCertificates', 'serverTLSBootstrap', 'streamingConnectionIdleTimeout', 'tlsCertFile', 'tlsPrivateKeyFile',
   'volumeStatsAggPeriod', 'containerLogMaxSize', 'containerLogMaxFiles', 'serializeImagePulls',
   'maxParallelImagePulls', 'imageMinimumGCAge', 'evictionPressureTransitionPeriod', 'failSwapOn',
   'hairpinMode', 'podPidsLimit', 'protectKernelDefaults', 'topologyManagerPolicy',
@@ -130,6 +135,14 @@ function duration(key: keyof KubeletSettings): Settable {
   return (v, field, problems, s) => {
     const ms = typeof v === 'string' ? parseDuration(v) : undefined;
     if (ms === undefined || ms <= 0) return void problems.push({ field, reason: `must be a positive duration such as "10s" or "1m30s", got ${JSON.stringify(v)}` });
+    (s as unknown as Record<string, unknown>)[key] = ms;
+  };
+}
+/** A duration that may be 0 (off), in whole seconds as the CRI's stop timeout counts them. */
+function wholeSeconds(key: keyof KubeletSettings): Settable {
+  return (v, field, problems, s) => {
+    const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+    if (ms === undefined || ms % 1000 !== 0) return void problems.push({ field, reason: `must be a duration in whole seconds such as "30s" or "0" (off), got ${JSON.stringify(v)}` });
     (s as unknown as Record<string, unknown>)[key] = ms;
   };
 }
@@ -182,6 +195,8 @@ const KUBELET_FIELDS: Record<string, Settable> = {
   systemReserved: stringMap('systemReserved'),
   kubeReserved: stringMap('kubeReserved'),
   evictionHard: stringMap('evictionHard'),
+  shutdownGracePeriod: wholeSeconds('shutdownGracePeriodMs'),
+  shutdownGracePeriodCriticalPods: wholeSeconds('shutdownGracePeriodCriticalPodsMs'),
   healthzBindAddress: (v, field, problems, s) => {
     if (typeof v !== 'string' || isIP(v) === 0) return void problems.push({ field, reason: 'must be an IP address' });
     s.healthzBindAddress = v;
@@ -250,6 +265,9 @@ export function parseConfigObject(doc: unknown): ParsedConfigFile {
   }
   if (kubelet.imageGCLowThresholdPercent >= kubelet.imageGCHighThresholdPercent) {
     problems.push({ field: 'imageGCLowThresholdPercent', reason: 'must be lower than imageGCHighThresholdPercent' });
+  }
+  if (kubelet.shutdownGracePeriodCriticalPodsMs > kubelet.shutdownGracePeriodMs) {
+    problems.push({ field: 'shutdownGracePeriodCriticalPods', reason: 'must not be longer than shutdownGracePeriod (it is the part of it kept for critical pods)' });
   }
   result.proxyRaw = obj.proxy;
   result.dnsRaw = obj.dns;

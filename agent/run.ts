@@ -297,9 +297,23 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
   });
   // Said in the log so an operator can tell a host shutdown from a restart of keelson alone.
   const host = signal === 'SIGTERM' ? await hostShuttingDown() : { shuttingDown: false };
-  logger.info({ signal, ...(host.shuttingDown ? { hostShutdown: host.reason } : {}) }, 'stopping keelson (pods keep running)');
-  void notifier.stopping('stopping (pods keep running)');
+  // Graceful node shutdown (kubelet's shutdownGracePeriod, off by default): on a host shutdown the
+  // pods are stopped, critical ones last, while the apiserver client still runs to report them.
+  const stopPods = host.shuttingDown && kubelet !== undefined && config.kubelet.shutdownGracePeriodMs > 0;
+  const stopping = stopPods ? 'stopping keelson and its pods (node shutdown)' : 'stopping keelson (pods keep running)';
+  logger.info({ signal, ...(host.shuttingDown ? { hostShutdown: host.reason } : {}) }, stopping);
+  void notifier.stopping(stopping.replace('stopping keelson', 'stopping'));
   clearInterval(stateTimer);
+  if (stopPods) {
+    try {
+      await kubelet!.shutdownPods({
+        gracePeriodSeconds: Math.floor(config.kubelet.shutdownGracePeriodMs / 1000),
+        criticalGracePeriodSeconds: Math.floor(config.kubelet.shutdownGracePeriodCriticalPodsMs / 1000),
+      });
+    } catch (err) {
+      logger.error({ err }, 'graceful node shutdown failed; stopping keelson');
+    }
+  }
   await healthz?.close();
   await Promise.all(
     components.map(async (c) => {

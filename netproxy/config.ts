@@ -22,6 +22,11 @@ export interface ProxyConfig {
   nodePortAddresses: string[];
   minSyncPeriodMs: number;
   syncPeriodMs: number;
+  /**
+   * Longest time between two full rewrites of the rules (keelson's `fullSyncPeriod`; kube-proxy
+   * hard-codes 1 h). The syncPeriod resyncs in between only check for drift.
+   */
+  fullSyncPeriodMs: number;
   healthzBindAddress: string;
   metricsBindAddress: string;
   masqueradeAll: boolean;
@@ -43,6 +48,7 @@ export const defaultProxyConfig: ProxyConfig = Object.freeze({
   nodePortAddresses: [],
   minSyncPeriodMs: 1000,
   syncPeriodMs: 30000,
+  fullSyncPeriodMs: 3_600_000,
   healthzBindAddress: '0.0.0.0:10256',
   metricsBindAddress: '127.0.0.1:10249',
   masqueradeAll: false,
@@ -96,7 +102,7 @@ export function parseProxyConfig(raw: unknown): { config: ProxyConfig; problems:
     return { config, problems };
   }
   const r = raw as Record<string, unknown>;
-  const known = new Set(['mode', 'clusterCIDR', 'nodePortAddresses', 'minSyncPeriod', 'syncPeriod', 'healthzBindAddress',
+  const known = new Set(['mode', 'clusterCIDR', 'nodePortAddresses', 'minSyncPeriod', 'syncPeriod', 'fullSyncPeriod', 'healthzBindAddress',
     'metricsBindAddress', 'masqueradeAll', 'conntrack', 'ipvs', 'iptables', 'nftables', 'detectLocalMode']);
   for (const key of Object.keys(r)) if (!known.has(key)) problems.push({ field: key, reason: 'unknown field' });
 
@@ -129,6 +135,11 @@ export function parseProxyConfig(raw: unknown): { config: ProxyConfig; problems:
   };
   duration('minSyncPeriod', r.minSyncPeriod, (ms) => (config.minSyncPeriodMs = ms));
   duration('syncPeriod', r.syncPeriod, (ms) => (config.syncPeriodMs = ms));
+  duration('fullSyncPeriod', r.fullSyncPeriod, (ms) => (config.fullSyncPeriodMs = ms));
+  if (config.fullSyncPeriodMs <= 0) {
+    problems.push({ field: 'fullSyncPeriod', reason: 'must be greater than zero' });
+    config.fullSyncPeriodMs = defaultProxyConfig.fullSyncPeriodMs;
+  }
   if (config.syncPeriodMs <= 0) {
     problems.push({ field: 'syncPeriod', reason: 'must be greater than zero' });
     config.syncPeriodMs = defaultProxyConfig.syncPeriodMs;

@@ -16,7 +16,7 @@ import { createNftablesBackend, cleanupNftables } from './nftables/backend';
 import { createIptablesBackend, cleanupIptables } from './iptables/backend';
 import { createIpvsBackend, cleanupIpvs } from './ipvs/backend';
 import { ProxyError, ProxyErrorCodes } from './errors';
-import { realClock, createSyncRunner, type Clock } from './syncrunner';
+import { realClock, createSyncRunner, type Clock, type SyncKind, type SyncOutcome } from './syncrunner';
 
 export type { ProxyInput, Feed, FeedHandler } from './input';
 export { parseProxyConfig, defaultProxyConfig } from './config';
@@ -49,8 +49,11 @@ export interface ProxyComponent {
   health(): ProxyHealth;
   /** The mode in use (after start). */
   mode(): ProxyMode | undefined;
-  /** Resolves once every change recorded so far is in the kernel (for tests and tools). */
-  flush(): Promise<void>;
+  /**
+   * Resolves once every change recorded so far is in the kernel (for tests and tools); with
+   * `full`, after a full rewrite of everything the backend owns.
+   */
+  flush(options?: { full?: boolean }): Promise<void>;
   /** Bound ports of the health and metrics servers (after start). */
   ports(): { healthz?: number; metrics?: number };
 }
@@ -86,15 +89,9 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
 
   const synced = () => input.services.hasSynced() && input.endpointSlices.hasSynced() && (input.nodes?.hasSynced() ?? true);
 
-  let serial: Promise<unknown> = Promise.resolve();
-  function syncOnce(full: boolean): Promise<boolean> {
-    const next = serial.then(() => syncLocked(full));
-    serial = next.catch(() => undefined);
-    return next;
-  }
-
-  async function syncLocked(full: boolean): Promise<boolean> {
-    if (!backend || !synced()) return true;
+  async function syncLocked(kind: SyncKind): Promise<SyncOutcome> {
+    if (!backend || !synced()) return 'deferred';
+    const full = kind === 'full';
     const t0 = performance.now();
     const built = state.build(full);
     for (const k of built.changed) pendingChanged.add(k);
@@ -102,13 +99,18 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
     pendingTriggers.push(...state.lastTriggerTimes());
     lastState = built.state;
     try {
-      const stats = await backend.sync({ state: built.state, changed: pendingChanged, full });
+      const stats = await backend.sync({ state: built.state, changed: pendingChanged, full, ...(kind === 'verify' ? { verify: true } : {}) });
+      if (stats.drift !== undefined) {
+        // The changes stay pending: the full sync the runner starts now applies them too.
+        logger.warn({ mode, reason: stats.drift }, 'proxy rules in the kernel differ from what was written; full resync');
+        return 'drift';
+      }
       metrics.rules = stats.rules;
     } catch (err) {
       metrics.syncErrors++;
       lastError = (err as Error).message;
-      logger.error({ err, mode, full }, 'proxy sync failed; will retry with a full sync');
-      return false;
+      logger.error({ err, mode, kind }, 'proxy sync failed; will retry with a full sync');
+      return 'failed';
     }
     const changed = pendingChanged;
     const previous = pendingPrevious;
@@ -122,7 +124,7 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
     lastSyncOk = now;
     metrics.lastSyncSeconds = now / 1000;
     lastError = undefined;
-    logger.debug({ mode, full, services: changed.size, seconds }, 'proxy rules synced');
+    logger[full ? 'info' : 'debug']({ mode, kind, services: changed.size, seconds: Math.round(seconds * 1000) / 1000 }, 'proxy rules synced');
     if (config.conntrack.udpStaleFlowCleanup) {
       for (const key of changed) {
         const cmds = staleFlowCommands(previous.get(key), built.state.services.get(key));
@@ -130,7 +132,7 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
       }
     }
     await syncHealthChecks(built.state);
-    return true;
+    return 'ok';
   }
 
   async function syncHealthChecks(desired: DesiredState) {
@@ -145,7 +147,13 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
     await healthChecks.sync(wanted, (port, err) => logger.warn({ port, err }, 'health check node port unavailable'));
   }
 
-  const runner = createSyncRunner({ minIntervalMs: config.minSyncPeriodMs, maxIntervalMs: config.syncPeriodMs, clock, run: syncOnce });
+  const runner = createSyncRunner({
+    minIntervalMs: config.minSyncPeriodMs,
+    maxIntervalMs: config.syncPeriodMs,
+    fullIntervalMs: config.fullSyncPeriodMs,
+    clock,
+    run: syncLocked,
+  });
 
   function handler<T>(record: (prev: T | undefined, cur: T | undefined) => void): FeedHandler<T> {
     return {
@@ -161,7 +169,8 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
         record(obj, undefined);
         runner.request();
       },
-      onSynced: () => runner.requestFull(),
+      // The first sync is full anyway; a relist does not need a rewrite of everything.
+      onSynced: () => runner.request(),
     };
   }
 
@@ -228,11 +237,13 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
       };
     },
     mode: () => mode,
-    async flush() {
+    async flush(options = {}) {
+      // Through the runner, so a run it has due (the first full sync after start()) is this one,
+      // not a second one right after it.
       await runner.idle();
-      if (state.pending() > 0 || pendingChanged.size > 0) {
-        await syncOnce(false);
-      }
+      if (options.full) runner.requestFull();
+      else if (state.pending() > 0 || pendingChanged.size > 0) runner.request();
+      await runner.runNow();
     },
     ports: () => ({ ...(healthzPort !== undefined ? { healthz: healthzPort } : {}), ...(metricsPort !== undefined ? { metrics: metricsPort } : {}) }),
   };

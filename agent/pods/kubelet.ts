@@ -26,6 +26,7 @@ import { rejectedStatus, type AdmitResult } from './admission';
 import { recordEvent } from './events';
 import { qosClass } from './pod-status';
 import { createRuntimeManager } from './runtime-manager';
+import { shutdownPods, type NodeShutdownOptions } from './node-shutdown';
 import { standalonePodData, type PodDataLookup } from './pod-data';
 import { createPodSpecSupport } from './run-container-options';
 import type { Mounter } from './volumes';
@@ -90,6 +91,11 @@ export interface KubeletComponent extends Component {
   /** Bad manifests: file, document, field and reason. */
   manifestProblems(): ManifestProblem[];
   readonly statusManager: StatusManager;
+  /**
+   * Graceful node shutdown (node-shutdown.ts): stops every pod, critical ones last, within the
+   * grace periods, and starts no new pod. Called on a host shutdown, before stop().
+   */
+  shutdownPods(options: NodeShutdownOptions): Promise<void>;
 }
 
 /**
@@ -136,6 +142,8 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
   const sourcePods = new Map<string, Pod[]>();
   let sourcesReady = false;
   let started = false;
+  /** Set by shutdownPods(): pods that arrive now are not started. */
+  let nodeShuttingDown = false;
   let workerDeps: PodWorkerDeps | undefined;
 
   async function resolveRuntimeName() {
@@ -212,6 +220,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
         if (deleting && worker.phase() === 'syncing') worker.terminate(deleting);
         continue;
       }
+      if (nodeShuttingDown) continue;
       if (!deleting && !admit(pod)) {
         desired.delete(uid);
         continue;
@@ -375,6 +384,12 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     pods: () => statusManager.snapshot(),
     workerPhase: (uid) => (pendingStarts.has(uid) ? 'syncing' : workers.get(uid)?.phase()),
     manifestProblems: () => deps.sources.flatMap((s) => s.problems()),
+    async shutdownPods(options) {
+      nodeShuttingDown = true;
+      pendingStarts.clear();
+      const targets = [...workers.values()].filter((w) => w.phase() !== 'terminated' && !removing.has(w.uid));
+      await shutdownPods({ workers: targets, statusManager, clock, logger }, options);
+    },
   };
 }
 

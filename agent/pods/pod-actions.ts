@@ -71,6 +71,8 @@ function formatDelay(ms: number): string {
 export interface ProbeVerdicts {
   /** Set when a liveness or startup probe failed: the container must be killed. */
   killReason(containerId: string): string | undefined;
+  /** Whether a running container passed its startup probe (undefined: not probed); sidecars gate the next init container on it. */
+  health?(containerId: string): { started: boolean } | undefined;
 }
 
 export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Backoff, now: number, probes?: ProbeVerdicts): PodActions {
@@ -112,7 +114,7 @@ export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Bac
   }
 
   actions.sandboxId = sandbox.id;
-  if (!applyInitDecision(actions, computeInitContainerActions(pod, state, backoff, now))) return actions;
+  if (!applyInitDecision(actions, computeInitContainerActions(pod, state, backoff, now, probes))) return actions;
   let retry = Infinity;
   let active = 0;
   for (const c of containers) {

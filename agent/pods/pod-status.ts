@@ -142,7 +142,7 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
     qosClass: qosClass(pod),
   };
   addInitContainerStatuses(pod, state, status, {
-    runtimeName: ctx.runtimeName, terminated: ctx.terminated, waiting: (name) => ctx.actions?.waiting.get(name) ?? ctx.errors.get(name),
+    runtimeName: ctx.runtimeName, terminated: ctx.terminated, waiting: (name) => ctx.actions?.waiting.get(name) ?? ctx.errors.get(name), health: ctx.health,
   });
   return status;
 }

@@ -5,7 +5,7 @@
 # and the upstream to another (taskset -c 0). Everything listens on 127.0.70.x:5300.
 # keelson and the native server are measured in alternating rounds (ROUNDS, default 5) so that both
 # see the same background load; the load average is printed with the figures.
-# Usage: [ROUNDS=5] [KEELSON_NODE_FLAGS=...] bench/dns/run.sh [SERVICES=5000] [SECONDS=10]
+# Usage: [ROUNDS=5] [KEELSON_NODE_FLAGS=...(default: scripts/node-flags)] bench/dns/run.sh [SERVICES=5000] [SECONDS=10]
 set -euo pipefail
 echo "start: $(uptime)"
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -15,6 +15,8 @@ ROUNDS=${ROUNDS:-5}
 for cmd in dnsperf knotd unbound taskset dig; do command -v "$cmd" >/dev/null || { echo "missing $cmd" >&2; exit 1; }; done
 node_bin=$(scripts/node-runtime.sh)
 "$node_bin" node_modules/typescript/bin/tsc -p tsconfig.json >/dev/null || true
+# The V8 flags every keelson launcher uses (scripts/node-flags), unless KEELSON_NODE_FLAGS is set.
+node_flags=${KEELSON_NODE_FLAGS-$(cat scripts/node-flags 2>/dev/null || true)}
 dir=$(mktemp -d /tmp/keelson-dnsbench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
@@ -24,7 +26,7 @@ trap cleanup EXIT
 taskset -c 0 knotd -c "$dir/upstream.conf" >"$dir/upstream.log" 2>&1 & pids+=($!)
 taskset -c 1 knotd -c "$dir/knot.conf" >"$dir/knot.log" 2>&1 & pids+=($!)
 taskset -c 1 unbound -d -c "$dir/unbound.conf" >"$dir/unbound.log" 2>&1 & pids+=($!)
-taskset -c 1 "$node_bin" ${KEELSON_NODE_FLAGS---max-semi-space-size=2} dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services "$SERVICES" --upstream 127.0.70.3:5300 >"$dir/keelson.log" 2>&1 & keelson=$!; pids+=($keelson)
+taskset -c 1 "$node_bin" $node_flags dist/bench/dns/server.js --listen 127.0.70.1 --port 5300 --services "$SERVICES" --upstream 127.0.70.3:5300 >"$dir/keelson.log" 2>&1 & keelson=$!; pids+=($keelson)
 
 wait_for() { for _ in $(seq 100); do dig +tries=1 +time=1 -p 5300 "@$1" "$2" A +short 2>/dev/null | grep -q . && return 0; sleep 0.2; done; echo "$1 did not answer $2" >&2; exit 1; }
 wait_for 127.0.70.3 host-1.ext.bench
@@ -72,7 +74,7 @@ p99_pair 127.0.70.1 127.0.70.2 "$dir/q-cluster.txt" "knot   " cluster
 kill -USR2 "$keelson"; sleep 0.2
 echo "keelson during the cluster p99 rounds (GC pauses vs event-loop delay): $(tail -1 "$dir/keelson.log")"
 p99_pair 127.0.70.1 127.0.70.4 "$dir/q-external.txt" "unbound" external
-echo "== RSS of the DNS-only keelson ($SERVICES services; target <= 55 MB), node flags: ${KEELSON_NODE_FLAGS---max-semi-space-size=2}"
+echo "== RSS of the DNS-only keelson ($SERVICES services; target <= 55 MB), node flags: $node_flags"
 head -1 "$dir/keelson.log"
 kill -USR2 "$keelson"; sleep 0.5
 tail -1 "$dir/keelson.log"

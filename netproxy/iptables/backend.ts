@@ -2,10 +2,12 @@
  * The iptables backend: kube-proxy's chain structure applied with `iptables-restore --noflush`
  * (and `ip6tables-restore`), using whichever iptables the host uses (nft or legacy variant).
  *
- * Like kube-proxy, a full sync (rewrite of every chain netproxy owns) happens on the first sync,
- * after a failure, when the canary chain shows that someone flushed the tables, and at least every
- * `fullSyncPeriodMs` (1 h); the proxy core's periodic 30 s resyncs are applied as partial syncs,
- * because on the nft variant a full restore of a large ruleset takes seconds.
+ * A full sync (rewrite of every chain netproxy owns) happens when the proxy core asks for one (first
+ * sync, after a failure or drift, hourly: netproxy/syncrunner.ts) and whenever this backend does not
+ * know what the kernel holds (its first sync, after its own failure). The core's periodic resyncs
+ * (`verify`) check upstream's canary chain and report drift when someone flushed the tables; partial
+ * syncs carry a canary guard in the transaction, so they fail (and the core repairs with a full
+ * sync at once) when our chains vanished under them.
  */
 import type { BackendContext, ProxyBackend, SyncRequest } from '../backend';
 import { run } from '../exec';
@@ -17,9 +19,6 @@ import type { Family } from './render';
 export interface IptablesBackendOptions {
   /** Skip detection and use this variant. */
   variant?: IptablesVariant;
-  /** Longest time between two full syncs (default 1 h, as kube-proxy). */
-  fullSyncPeriodMs?: number;
-  now?: () => number;
 }
 
 export interface IptablesBinaries {
@@ -44,13 +43,11 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
   const { exec, logger } = ctx;
   const log = logger.child({ backend: 'iptables' });
   const planner = createIptablesPlanner({ config: ctx.config, nodeIPs: ctx.nodeIPs });
-  const fullSyncPeriodMs = options.fullSyncPeriodMs ?? 3_600_000;
-  const now = options.now ?? Date.now;
   let variant: IptablesVariant | undefined = options.variant;
   let families: Family[] = [4, 6];
   let needFull = true;
-  let lastFull = -Infinity;
   let last = new Map<Family, string>();
+  let lastRules = 0;
   let lastWasFull = false;
 
   async function ensureVariant(): Promise<IptablesVariant> {
@@ -103,37 +100,20 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
     mode: 'iptables',
     async sync(request) {
       const v = await ensureVariant();
-      let full = needFull || (request.full && now() - lastFull >= fullSyncPeriodMs);
-      if (!full && !(await canaryPresent(v))) {
-        log.warn({ variant: v }, `iptables canary chain ${KUBE_PROXY_CANARY} is gone (tables flushed by someone else): full resync`);
-        full = true;
+      const full = needFull || request.full;
+      if (!full && request.verify && !(await canaryPresent(v))) {
+        return { rules: lastRules, drift: `iptables canary chain ${KUBE_PROXY_CANARY} is gone (tables flushed by someone else)` };
       }
-      const started = now();
       try {
-        const rules = await apply(v, request, full);
-        if (full) {
-          lastFull = started;
-          needFull = false;
-        }
-        return { rules };
+        lastRules = await apply(v, request, full);
+        needFull = false;
+        return { rules: lastRules };
       } catch (err) {
+        // Partial: our chains vanished under it (the canary guard) or a rule we delete is gone.
+        // Either way the next sync must rewrite everything, from what iptables-save shows.
         needFull = true;
-        if (full) {
-          planner.reset();
-          throw err;
-        }
-        // A partial sync fails when our chains vanished under it (the canary guard in the
-        // transaction) or a rule we delete is gone: repair at once with a full sync.
-        log.warn({ variant: v, err: (err as Error).message.slice(0, 300) }, 'partial iptables sync failed: full resync');
-        try {
-          const rules = await apply(v, request, true);
-          lastFull = started;
-          needFull = false;
-          return { rules };
-        } catch (err2) {
-          planner.reset();
-          throw err2;
-        }
+        planner.reset();
+        throw err;
       }
     },
     async cleanup() {

@@ -70,7 +70,9 @@ export function createIpvsBackend(ctx: BackendContext): ProxyBackend & { lastPla
     async sync(request) {
       const full = request.full || first;
       variant ??= await detectIptablesVariant(exec);
-      const kernel = await readKernelState(exec, { families, variant, withIptables: full });
+      // Every sync diffs against what the kernel holds, so drift in IPVS, ipsets and kube-ipvs0 is
+      // repaired in place; the periodic consistency sync (`verify`) also re-reads the iptables jumps.
+      const kernel = await readKernelState(exec, { families, variant, withIptables: full || request.verify === true });
       const desired = buildIpvsDesired(request.state, ctx);
       const conflicts = desired.conflicts.map((c) => `${c.service} ${c.frontend} ${c.owner}`).join('|');
       if (conflicts !== reportedConflicts) {

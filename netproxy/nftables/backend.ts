@@ -5,6 +5,7 @@
  * batched `add/delete element` statements; a full sync re-declares everything it owns and removes
  * the rest; an empty sync runs no `nft` at all.
  */
+import { randomInt } from 'node:crypto';
 import type { ProxyBackend, BackendContext, SyncRequest } from '../backend';
 import type { ServicePortState } from '../desiredstate';
 import { run } from '../exec';
@@ -33,7 +34,7 @@ interface Applied {
 }
 
 export const STATIC_MAPS = ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports', 'firewall-ips', ...PROTOS.flatMap((p) => [endpointMap(false, p), endpointMap(true, p)])];
-export const STATIC_SETS = ['hairpin', 'nodeport-ips'];
+export const STATIC_SETS = ['hairpin', 'nodeport-ips', 'generation'];
 const BASE_CHAINS = ['nat-prerouting', 'nat-output', 'nat-postrouting', 'filter-prerouting', 'filter-input', 'filter-forward', 'filter-output', 'services', 'endpoints-check', 'reject-chain', 'firewall-check'];
 /** Elements per `add element` statement: big statements parse much faster than one per line. */
 const BATCH = 2000;
@@ -161,6 +162,9 @@ export function createNftPlanner(ctx: RenderContext) {
   let applied = emptyApplied();
   let first = true;
   let uncommitted = false;
+  // Random start: a table written by another process (or an earlier run) never matches.
+  let generation = randomInt(1, 0x7fffffff);
+  let appliedGeneration = 0;
 
   const t = (qualified: string) => {
     const [fam, name] = splitName(qualified);
@@ -221,6 +225,7 @@ export function createNftPlanner(ctx: RenderContext) {
       for (const m of STATIC_MAPS) text.push(`flush map ${f} ${TABLE} ${m}`);
       for (const m of STATIC_SETS) text.push(`flush set ${f} ${TABLE} ${m}`);
       text.push(base.slice(split + 1).trimEnd());
+      text.push(`add element ${f} ${TABLE} generation { ${generation} }`);
     }
     for (const m of dynamicMaps) text.push(`add map ${t(m.name)} { ${m.decl} }`);
     for (const m of dynamicMaps) text.push(`flush map ${t(m.name)}`);
@@ -387,13 +392,17 @@ export function createNftPlanner(ctx: RenderContext) {
     const full = request.full || first;
     let text: string;
     let next = applied;
-    if (full) ({ text, next } = planFull(request));
-    else text = planIncremental(request);
+    if (full) {
+      generation = generation >= 0x7fffffff ? 1 : generation + 1;
+      ({ text, next } = planFull(request));
+    } else text = planIncremental(request);
+    const gen = full ? generation : appliedGeneration;
     uncommitted = true;
     return {
       transaction: { text, count: next.count },
       commit: () => {
         applied = next;
+        appliedGeneration = gen;
         first = false;
         uncommitted = false;
       },
@@ -404,7 +413,18 @@ export function createNftPlanner(ctx: RenderContext) {
     };
   }
 
-  return { plan, isFirst: () => first };
+  return {
+    plan,
+    isFirst: () => first,
+    /** The generation number the last committed full sync wrote (0 before the first). */
+    generation: () => appliedGeneration,
+    /** Rules plus elements in the kernel after the last committed plan. */
+    count: () => applied.count,
+    /** The kernel no longer holds what was applied: the next plan rebuilds the tables from scratch. */
+    invalidate: () => {
+      first = true;
+    },
+  };
 }
 
 function endpointRemoved(oldFrag: NftFragment, newFrag: NftFragment): boolean {
@@ -417,9 +437,29 @@ function endpointRemoved(oldFrag: NftFragment, newFrag: NftFragment): boolean {
 export function createNftablesBackend(ctx: BackendContext): ProxyBackend & { lastTransaction(): string } {
   const planner = createNftPlanner({ config: ctx.config, nodeIPs: ctx.nodeIPs });
   let last = '';
+
+  /** The consistency check of a periodic resync: both tables there, with this process's last generation. */
+  async function drift(): Promise<string | undefined> {
+    const res = await ctx.exec(['nft', '-f', '-'], { input: FAMILIES.map((f) => `list set ${f} ${TABLE} generation`).join('\n') + '\n' });
+    if (res.code !== 0) return `table ${TABLE} or its generation set is missing: ${res.stderr.trim().split('\n')[0] ?? `nft exited ${res.code}`}`;
+    const found = [...res.stdout.matchAll(/elements = \{ ([^}]*) \}/g)].map((m) => m[1]!.trim());
+    const want = planner.generation();
+    if (found.length !== FAMILIES.length || found.some((v) => Number(v) !== want)) {
+      return `generation ${want} expected, found ${found.length ? found.join(', ') : 'none'}: the table was flushed or rewritten by someone else`;
+    }
+    return undefined;
+  }
+
   return {
     mode: 'nftables',
     async sync(request) {
+      if (request.verify && !request.full && !planner.isFirst()) {
+        const why = await drift();
+        if (why) {
+          planner.invalidate();
+          return { rules: planner.count(), drift: why };
+        }
+      }
       const { transaction, commit, reset } = planner.plan(request);
       // Kept for debugging, but not megabytes of a full sync at scale.
       last = transaction.text.length <= 1 << 20 ? transaction.text : `${transaction.text.slice(0, 1 << 20)}\n# … truncated\n`;

@@ -92,6 +92,11 @@ export function renderBase(f: NftFamily, ctx: RenderContext): string {
     `  map firewall-ips {\n    type ${a} . inet_proto . inet_service : verdict\n  }`,
     `  set hairpin {\n    type ${a} . ${a}\n  }`,
     `  set nodeport-ips {\n    type ${a}\n  }`,
+    // One element: the number of the last full sync this process wrote. The periodic consistency
+    // check reads only this set (cheap at any size: listing a chain or the table costs seconds and
+    // hundreds of MB at 10 000 Services); a missing table or another number means someone else
+    // removed or rewrote the table.
+    `  set generation {\n    type mark\n  }`,
     `  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n  }`,
     `  chain nat-output {\n    type nat hook output priority -100; policy accept;\n  }`,
     `  chain nat-postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n  }`,

@@ -90,3 +90,27 @@ test('components and durations are validated', (t) => {
   t.is(parseDuration('10'), undefined);
   t.is(parseDuration('5x'), undefined);
 });
+
+test('graceful node shutdown is off by default, as upstream', (t) => {
+  const { config } = loadConfig({ rootDir: '/tmp/x' }, noFiles);
+  t.is(config.kubelet.shutdownGracePeriodMs, 0);
+  t.is(config.kubelet.shutdownGracePeriodCriticalPodsMs, 0);
+});
+
+test('shutdownGracePeriod and shutdownGracePeriodCriticalPods are read, not ignored', (t) => {
+  const parsed = parseConfigObject({ shutdownGracePeriod: '1m', shutdownGracePeriodCriticalPods: '20s' });
+  t.deepEqual(parsed.problems, []);
+  t.deepEqual(parsed.warnings, []);
+  t.is(parsed.kubelet.shutdownGracePeriodMs, 60_000);
+  t.is(parsed.kubelet.shutdownGracePeriodCriticalPodsMs, 20_000);
+  t.is(parseConfigObject({ shutdownGracePeriod: '0' }).kubelet.shutdownGracePeriodMs, 0);
+});
+
+test('shutdown grace periods are validated', (t) => {
+  const fields = (doc: Record<string, unknown>) => parseConfigObject(doc).problems.map((p) => p.field);
+  t.deepEqual(fields({ shutdownGracePeriod: '10s', shutdownGracePeriodCriticalPods: '30s' }), ['shutdownGracePeriodCriticalPods']);
+  t.deepEqual(fields({ shutdownGracePeriodCriticalPods: '5s' }), ['shutdownGracePeriodCriticalPods']);
+  t.deepEqual(fields({ shutdownGracePeriod: '1.5s' }), ['shutdownGracePeriod']);
+  t.deepEqual(fields({ shutdownGracePeriod: 30 }), ['shutdownGracePeriod']);
+  t.deepEqual(fields({ shutdownGracePeriod: '-3s' }), ['shutdownGracePeriod']);
+});

@@ -262,3 +262,19 @@ test('a check that throws is reported as failed and the others still run', async
   t.true(results.length > 1);
   t.regex(renderResults(results), /1 failed/);
 });
+
+test('/proc/net addresses decode (IPv4, IPv6, v4-mapped) and overlap rules for port conflicts', async (t) => {
+  const { decodeProcAddress, parseProcNet } = await import('../../agent/doctor/sockets.js');
+  const { addressesOverlap } = await import('../../agent/doctor/ports.js');
+  t.is(decodeProcAddress('0100007F'), '127.0.0.1');
+  t.is(decodeProcAddress('00000000000000000000000001000000'), '::1');
+  t.is(decodeProcAddress('0000000000000000FFFF00000A14FEA9'), '::ffff:169.254.20.10');
+  t.is(decodeProcAddress('00000000000000000000000000000000'), '::');
+  const table = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:2AF8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0\n   1: 0100007F:2AF9 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4243 1 0 100 0 0 10 0\n';
+  t.deepEqual(parseProcNet(table, 'tcp'), [{ protocol: 'tcp', address: '127.0.0.1', port: 11000, inode: 4242 }]);
+  t.true(addressesOverlap('0.0.0.0', '169.254.20.10'));
+  t.true(addressesOverlap('::', '169.254.20.10'));
+  t.true(addressesOverlap('::ffff:169.254.20.10', '169.254.20.10'));
+  t.false(addressesOverlap('127.0.0.53', '169.254.20.10'));
+  t.false(addressesOverlap('::1', '0.0.0.0'));
+});

@@ -1,8 +1,14 @@
 import test from 'ava';
+import type { Service } from 'kubernetes-types/core/v1';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
+import type { CommandRunner } from '../../netproxy/exec';
+import { createProxyComponent } from '../../netproxy/index';
+import { nftablesProbe, nftablesSupported } from '../../netproxy/mode';
+import { createMemoryFeed } from '../harness/feed';
 import { parseProxyConfig, parseDuration } from '../../netproxy/config';
-import { createSyncRunner, type Clock } from '../../netproxy/syncrunner';
+import { createSyncRunner, type Clock, type SyncKind, type SyncOutcome } from '../../netproxy/syncrunner';
 import { createNftPlanner } from '../../netproxy/nftables/backend';
-import { NODE_IP, service, services, slice, slices } from './fixtures';
+import { NODE, NODE_IP, service, services, slice, slices } from './fixtures';
 import { buildState, recordingLogger, testConfig } from './helpers';
 import { createNftTracer } from './tracer/nft';
 import { summarize } from './tracer/packet';
@@ -63,37 +69,101 @@ function fakeClock() {
   return { clock, advance };
 }
 
-test('sync runner: a burst becomes one run, runs are minSyncPeriod apart, full resync every syncPeriod', async (t) => {
+type Run = { at: number; kind: SyncKind };
+
+function recordingRunner(opts: { min?: number; max?: number; fullEvery?: number; outcomes?: SyncOutcome[] } = {}) {
   const { clock, advance } = fakeClock();
-  const runs: { at: number; full: boolean }[] = [];
-  const runner = createSyncRunner({ minIntervalMs: 1000, maxIntervalMs: 30000, clock, run: async (full) => (runs.push({ at: clock.now(), full }), true) });
+  const runs: Run[] = [];
+  const outcomes = [...(opts.outcomes ?? [])];
+  const runner = createSyncRunner({
+    minIntervalMs: opts.min ?? 1000,
+    maxIntervalMs: opts.max ?? 30000,
+    ...(opts.fullEvery !== undefined ? { fullIntervalMs: opts.fullEvery } : {}),
+    clock,
+    random: () => 0.5,
+    run: async (kind) => (runs.push({ at: clock.now(), kind }), outcomes.shift() ?? 'ok'),
+  });
+  return { runner, runs, advance, clock };
+}
+
+test('sync runner: a burst becomes one run, runs are minSyncPeriod apart, a consistency run every syncPeriod', async (t) => {
+  const { runner, runs, advance } = recordingRunner();
   runner.start();
   await advance(0);
-  t.deepEqual(runs, [{ at: 0, full: true }]);
+  t.deepEqual(runs, [{ at: 0, kind: 'full' }]);
   for (let i = 0; i < 50; i++) runner.request();
   await advance(999);
   t.is(runs.length, 1);
   await advance(1);
-  t.deepEqual(runs[1], { at: 1000, full: false });
+  t.deepEqual(runs[1], { at: 1000, kind: 'partial' });
   await advance(40000);
-  t.deepEqual(runs.slice(2), [{ at: 31000, full: true }]);
+  // 30 s after the last full or consistency run (the first one), not after the partial one.
+  t.deepEqual(runs.slice(2), [{ at: 30000, kind: 'verify' }]);
+  await advance(60000);
+  t.deepEqual(runs.slice(3).map((r) => `${r.at} ${r.kind}`), ['60000 verify', '90000 verify']);
   await runner.stop();
 });
 
-test('sync runner: a failed run is retried as a full run', async (t) => {
-  const { clock, advance } = fakeClock();
-  const runs: boolean[] = [];
-  let fail = true;
-  const runner = createSyncRunner({ minIntervalMs: 100, maxIntervalMs: 10000, clock, random: () => 0.5, run: async (full) => {
-    runs.push(full);
-    if (fail) { fail = false; return false; }
-    return true;
-  } });
+test('sync runner: a full rewrite only every fullSyncPeriod; syncPeriod resyncs in between are consistency runs', async (t) => {
+  const { runner, runs, advance } = recordingRunner({ max: 30000, fullEvery: 3_600_000 });
+  runner.start();
+  await advance(3_600_000 + 29999);
+  const kinds = runs.map((r) => r.kind);
+  t.is(kinds[0], 'full');
+  t.is(kinds.filter((k) => k === 'full').length, 2, kinds.join(','));
+  t.is(kinds.filter((k) => k === 'verify').length, 119);
+  t.deepEqual(runs.find((r, i) => i > 0 && r.kind === 'full'), { at: 3_600_000, kind: 'full' });
+  await runner.stop();
+});
+
+test('sync runner: drift found by a consistency run is repaired at once by a full run', async (t) => {
+  const { runner, runs, advance } = recordingRunner({ outcomes: ['ok', 'drift'] });
+  runner.start();
+  await advance(30000);
+  t.deepEqual(runs.map((r) => `${r.at} ${r.kind}`), ['0 full', '30000 verify', '30000 full']);
+  await advance(30000);
+  t.deepEqual(runs.at(-1), { at: 60000, kind: 'verify' }, 'the next period starts from the repair');
+  await runner.stop();
+});
+
+test('sync runner: a failed partial run is retried at once as a full run; a failed full run backs off', async (t) => {
+  const { runner, runs, advance } = recordingRunner({ min: 100, max: 10000, outcomes: ['ok', 'failed', 'failed', 'failed', 'ok'] });
   runner.start();
   await advance(0);
   runner.request();
-  await advance(1000);
-  t.deepEqual(runs, [true, true]);
+  await advance(100);
+  t.deepEqual(runs.map((r) => `${r.at} ${r.kind}`), ['0 full', '100 partial', '100 full']);
+  // Backoff from 500 ms, doubling, jittered (0.8–1.2; 1.0 here).
+  await advance(5000);
+  t.deepEqual(runs.slice(3).map((r) => `${r.at} ${r.kind}`), ['1100 full', '3100 full']);
+  await advance(7999);
+  t.is(runs.length, 5, 'healthy again: only the periodic consistency run is scheduled, at syncPeriod');
+  await advance(1);
+  t.deepEqual(runs.at(-1), { at: 13100, kind: 'verify' });
+  await runner.stop();
+});
+
+test('sync runner: runs that could not start (inputs not synced) keep the full run due without spinning', async (t) => {
+  const { runner, runs, advance } = recordingRunner({ min: 0, outcomes: ['deferred'] });
+  runner.start();
+  await advance(5000);
+  t.deepEqual(runs, [{ at: 0, kind: 'full' }]);
+  runner.request();
+  await advance(0);
+  t.deepEqual(runs[1], { at: 5000, kind: 'full' });
+  await runner.stop();
+});
+
+test('sync runner: runNow runs the due run at once and does not leave a second one behind', async (t) => {
+  const { runner, runs, advance } = recordingRunner();
+  runner.start();
+  runner.requestFull();
+  t.is(await runner.runNow(), 'ok');
+  t.deepEqual(runs, [{ at: 0, kind: 'full' }]);
+  await advance(29999);
+  t.is(runs.length, 1);
+  t.is(await runner.runNow(), 'ok', 'nothing due: nothing run');
+  t.is(runs.length, 1);
   await runner.stop();
 });
 
@@ -116,4 +186,104 @@ test('bad input: invalid IP or port and orphan EndpointSlices are skipped and lo
   t.regex(text, /default\/bad-port .*invalid port 70000/);
   t.regex(text, /default\/bad-ext .*invalid externalIP/);
   t.regex(text, /default\/ghost endpointslice for unknown service/);
+});
+
+/** A fake `nft`: applies nothing, remembers the generation the last full transaction wrote. */
+function fakeNft() {
+  const calls: { argv: string[]; input: string }[] = [];
+  let generation: number | undefined;
+  const exec: CommandRunner = async (argv, o = {}) => {
+    const input = o.input ?? '';
+    calls.push({ argv, input });
+    if (argv.join(' ') !== 'nft -f -') return { code: 127, stdout: '', stderr: `unexpected ${argv.join(' ')}` };
+    if (input.startsWith('list set ')) {
+      if (generation === undefined) return { code: 1, stdout: '', stderr: 'Error: No such file or directory; did you mean table ‘keelson-proxy’ in family ip?' };
+      const el = `0x${generation.toString(16).padStart(8, '0')}`;
+      return { code: 0, stdout: ['ip', 'ip6'].map((f) => `table ${f} keelson-proxy {\n\tset generation {\n\t\ttype mark\n\t\telements = { ${el} }\n\t}\n}\n`).join(''), stderr: '' };
+    }
+    const m = /^add element ip keelson-proxy generation \{ (\d+) \}$/m.exec(input);
+    if (m) generation = Number(m[1]);
+    return { code: 0, stdout: '', stderr: '' };
+  };
+  return {
+    exec,
+    applied: () => calls.filter((c) => !c.input.startsWith('list set ')).map((c) => c.input),
+    checks: () => calls.filter((c) => c.input.startsWith('list set ')).length,
+    /** Someone deletes the tables. */
+    deleteTables: () => (generation = undefined),
+  };
+}
+
+function component(exec: CommandRunner, clock: Clock) {
+  // Fixtures without a health-check node port: that would bind a real port.
+  const feeds = {
+    services: createMemoryFeed<Service>(services.filter((s) => !s.spec?.healthCheckNodePort)),
+    endpointSlices: createMemoryFeed<EndpointSlice>(slices),
+  };
+  const config = testConfig({ mode: 'nftables', healthzBindAddress: '', metricsBindAddress: '', conntrack: { udpStaleFlowCleanup: false } });
+  const proxy = createProxyComponent({ input: feeds, config, logger: recordingLogger().logger, nodeName: NODE, nodeIPs: [NODE_IP], exec, clock });
+  return { proxy, feeds };
+}
+
+test('proxy: flush() right after start() is the first full sync, with no second one after it', async (t) => {
+  const { clock, advance } = fakeClock();
+  const nft = fakeNft();
+  const { proxy } = component(nft.exec, clock);
+  await proxy.start();
+  await proxy.flush();
+  t.is(nft.applied().length, 1);
+  t.regex(nft.applied()[0]!, /^add table ip keelson-proxy\ndelete table ip keelson-proxy\n/);
+  await advance(5000);
+  t.is(nft.applied().length, 1, 'no second full sync');
+  t.is(nft.checks(), 0);
+  t.true(proxy.health().healthy);
+  await proxy.stop();
+});
+
+test('proxy: the syncPeriod resync only checks the generation; drift (tables deleted) brings a full rebuild at once', async (t) => {
+  const { clock, advance } = fakeClock();
+  const nft = fakeNft();
+  const { proxy, feeds } = component(nft.exec, clock);
+  await proxy.start();
+  await proxy.flush();
+  await advance(30000);
+  t.is(nft.checks(), 1, 'one consistency check');
+  t.is(nft.applied().length, 1, 'nothing changed: nothing written');
+  // A change and a resync together: the change is applied incrementally after the check.
+  feeds.endpointSlices.upsert(slice('web', [{ ip: '10.244.2.2', node: 'node-b' }], [{ port: 8080 }]));
+  await advance(1000);
+  t.is(nft.applied().length, 2);
+  t.true(nft.applied()[1]!.split('\n').filter(Boolean).every((l) => /^(add|delete) element /.test(l)), nft.applied()[1]);
+  nft.deleteTables();
+  await advance(29000);
+  t.is(nft.checks(), 2);
+  t.is(nft.applied().length, 3, 'drift repaired in the same period');
+  t.regex(nft.applied()[2]!, /^add table ip keelson-proxy\ndelete table ip keelson-proxy\n/, 'rebuilt from scratch');
+  await advance(30000);
+  t.is(nft.checks(), 3);
+  t.is(nft.applied().length, 3, 'the rebuilt table passes the next check');
+  await proxy.stop();
+});
+
+test('mode probe: only `nft --check`, with the per-protocol endpoint maps of the real ruleset, in a table of its own', async (t) => {
+  const calls: { argv: string[]; input?: string }[] = [];
+  const ok = await nftablesSupported(async (argv, o = {}) => (calls.push({ argv, ...(o.input !== undefined ? { input: o.input } : {}) }), { code: 0, stdout: '', stderr: '' }));
+  t.true(ok.ok);
+  t.is(calls.length, 1);
+  t.deepEqual(calls[0]!.argv, ['nft', '--check', '-f', '-']);
+  const probe = calls[0]!.input!;
+  t.is(probe, nftablesProbe());
+  t.false(probe.includes('keelson-proxy'), 'never names the live table');
+  for (const f of ['ip', 'ip6']) {
+    for (const p of ['tcp', 'udp', 'sctp']) {
+      t.true(probe.includes(`: ${f} daddr . ${p} dport`), `${f} ${p} endpoint map value type`);
+      t.regex(probe, new RegExp(`add rule ${f} keelson-probe \\S+ .*meta l4proto ${p} dnat ${f} to .* map @endpoints-${p}`));
+      t.regex(probe, new RegExp(`add rule ${f} keelson-probe \\S+ .*meta l4proto ${p} dnat ${f} to .* map @nodeport-endpoints-${p}`));
+    }
+    t.regex(probe, new RegExp(`add rule ${f} keelson-probe \\S+ .*numgen random mod \\d+ offset 65536 map`), 'ETP Local short-circuit');
+    t.regex(probe, new RegExp(`add rule ${f} keelson-probe affinity-\\S+ update @affinity-`), 'ClientIP affinity');
+    t.regex(probe, new RegExp(`add rule ${f} keelson-probe firewall-\\S+ ${f} saddr != `), 'loadBalancerSourceRanges');
+  }
+  const refused = await nftablesSupported(async () => ({ code: 1, stdout: '', stderr: 'Error: Could not process rule: No such file or directory\nmore' }));
+  t.deepEqual(refused, { ok: false, reason: 'Error: Could not process rule: No such file or directory' });
 });

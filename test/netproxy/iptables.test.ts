@@ -182,10 +182,9 @@ function fakeHost(opts: { saves?: Record<string, string>; canary?: () => boolean
 
 function backendFixture(host: ReturnType<typeof fakeHost>, variant?: 'nft' | 'legacy') {
   const { logger, lines } = recordingLogger();
-  let clock = 1_000_000;
-  const backend = createIptablesBackend({ exec: host.exec, logger, config: testConfig(), nodeIPs }, { ...(variant ? { variant } : {}), now: () => clock });
+  const backend = createIptablesBackend({ exec: host.exec, logger, config: testConfig(), nodeIPs }, variant ? { variant } : {});
   const { state, result } = buildState(services, slices);
-  return { backend, state, result, lines, advance: (ms: number) => (clock += ms) };
+  return { backend, state, result, lines };
 }
 
 test('iptables backend: the variant holding the host rules is detected and its tools are used', async (t) => {
@@ -203,34 +202,38 @@ test('iptables backend: the variant holding the host rules is detected and its t
   t.is(b2.backend.variant(), 'nft', 'no rules anywhere: nft');
 });
 
-test('iptables backend: periodic full requests are partial until the full sync period, canary loss forces a full sync', async (t) => {
+test('iptables backend: consistency syncs check the canary and report drift; full syncs only when asked or needed', async (t) => {
   let canary = true;
   const host = fakeHost({ canary: () => canary });
-  const { backend, state, result, advance, lines } = backendFixture(host, 'nft');
+  const { backend, state, result } = backendFixture(host, 'nft');
+  const canaryChecks = () => host.calls.filter((c) => c.argv.includes('-S')).length;
   await backend.sync({ state: result.state, changed: result.changed, full: true });
   t.true(backend.lastSyncWasFull());
-  advance(30_000);
-  const r = state.build(true);
-  await backend.sync({ state: r.state, changed: r.changed, full: true });
-  t.false(backend.lastSyncWasFull(), 'a 30 s resync with nothing changed is partial');
+  const r = state.build();
+  const rules = (await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true })).rules;
+  t.false(backend.lastSyncWasFull(), 'a resync with nothing changed is partial');
   t.is(host.restores().length, 2, 'and writes nothing');
+  t.is(canaryChecks(), 1);
 
   canary = false;
+  const drifted = await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true });
+  t.regex(drifted.drift ?? '', /KUBE-PROXY-CANARY is gone/);
+  t.is(drifted.rules, rules);
+  t.is(host.restores().length, 2, 'drift is reported, not repaired: the core asks for the full sync');
+  await backend.sync({ state: r.state, changed: r.changed, full: true });
+  t.true(backend.lastSyncWasFull());
+  t.true(host.restores().at(-2)!.input!.includes(':KUBE-PROXY-CANARY - [0:0]'));
+
+  // Partial syncs do not exec the canary check: the guard in their transaction does it.
   state.recordEndpointSlice(slices[0], slice('web', [{ ip: '10.244.2.2', node: 'node-b' }], [{ port: 8080 }]));
   const r2 = state.build();
   await backend.sync({ state: r2.state, changed: r2.changed, full: false });
-  t.true(backend.lastSyncWasFull(), 'canary gone: full');
-  t.true(lines.some((l) => String(l.msg).includes('canary')));
-  t.true(host.restores().at(-2)!.input!.includes(':KUBE-PROXY-CANARY - [0:0]'));
-
-  canary = true;
-  advance(3_600_001);
-  const r3 = state.build(true);
-  await backend.sync({ state: r3.state, changed: r3.changed, full: true });
-  t.true(backend.lastSyncWasFull(), 'an hour later a periodic request is full');
+  t.false(backend.lastSyncWasFull());
+  t.is(canaryChecks(), 2);
+  t.true(host.restores().at(-1)!.input!.includes('-A KUBE-PROXY-CANARY -j RETURN'));
 });
 
-test('iptables backend: a failed partial restore (chains removed under it) is repaired at once with a full sync', async (t) => {
+test('iptables backend: after a failed partial restore (chains removed under it) the next sync is full', async (t) => {
   let failPartial = false;
   const host = fakeHost({ failRestore: (input) => failPartial && !input.includes('*mangle') });
   const { backend, state, result } = backendFixture(host, 'nft');
@@ -239,11 +242,14 @@ test('iptables backend: a failed partial restore (chains removed under it) is re
   state.recordEndpointSlice(slices[0], slice('web', [{ ip: '10.244.2.2', node: 'node-b' }], [{ port: 8080 }]));
   const r = state.build();
   const before = host.restores().length;
-  await backend.sync({ state: r.state, changed: r.changed, full: false });
-  t.true(backend.lastSyncWasFull());
+  await t.throwsAsync(backend.sync({ state: r.state, changed: r.changed, full: false }));
   const after = host.restores().slice(before);
+  t.is(after.length, 1);
   t.true(after[0]!.input!.includes('-A KUBE-PROXY-CANARY -j RETURN'), 'the partial attempt carries the canary guard');
-  t.true(after.some((c) => c.input!.includes('*mangle')), 'followed by a full restore');
+  // The core retries at once; whatever it asks for, this backend rewrites everything.
+  await backend.sync({ state: r.state, changed: new Set(), full: false });
+  t.true(backend.lastSyncWasFull());
+  t.true(host.restores().slice(before + 1).some((c) => c.input!.includes('*mangle')), 'a full restore');
 });
 
 test('iptables backend: a failed full restore is reported and the next sync is full again', async (t) => {

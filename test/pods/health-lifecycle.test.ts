@@ -151,7 +151,7 @@ itest.afterEach.always((t) => {
 });
 
 itest.after.always(async () => {
-  if (process.env.KT_DEBUG) for (const l of logs) if ((l.level as number) >= 40) console.log(JSON.stringify(l));
+  if (process.env.KT_DEBUG) for (const l of logs) if ((l.level as number) >= (process.env.KT_DEBUG === 'all' ? 0 : 40)) console.log(JSON.stringify(l));
   for (const child of [runner, grpcServer]) {
     if (!child || child.exitCode !== null) continue;
     const exited = new Promise((r) => child.once('exit', r));
@@ -209,7 +209,7 @@ itest('a failing exec liveness probe restarts the container: restartCount grows,
   await execInContainer(idOf(first.containerID), ['rm', '/tmp/alive']);
   const restarted = await waitFor('live restarted', () => containerOf('live')?.restartCount === 1 && containerOf('live')?.state?.running && containerOf('live'), 15_000);
   t.not(restarted.containerID, first.containerID);
-  t.is(restarted.lastState?.terminated?.containerID, first.containerID);
+  t.is(restarted.lastState?.terminated?.containerID, first.containerID, JSON.stringify(restarted));
   t.true([137, 143].includes(restarted.lastState!.terminated!.exitCode));
   t.true(logs.some((l) => l.msg === 'killing container' && l.pod === `default/live-${NODE}` && l.reason === 'Container app failed liveness probe, will be restarted'));
   await unlink(path.join(manifests, 'live.json'));

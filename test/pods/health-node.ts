@@ -28,7 +28,11 @@ const kubelet = createStaticPodsComponent({
 });
 kubelet.statusManager.onChange((pod, status) => out({ kind: 'status', uid: pod.metadata!.uid, name: pod.metadata!.name, at: Date.now(), status }));
 
+// the kubelet's timers never hold the process open (the daemon's servers do): hold it until SIGTERM
+const keepAlive = setInterval(() => {}, 1 << 30);
+
 process.on('SIGTERM', () => {
+  clearInterval(keepAlive);
   void kubelet.stop().finally(() => {
     cri.close();
     process.exit(0);

@@ -4,6 +4,7 @@ import { createBackoff } from '../../agent/pods/backoff';
 import { createFakeClock } from '../../agent/pods/fake-clock';
 import { ANNOTATION_CONTAINER_HASH, containerSpecHash } from '../../agent/pods/labels';
 import { computePodActions } from '../../agent/pods/pod-actions';
+import { generatePodStatus } from '../../agent/pods/pod-status';
 import type { ContainerInstance, RuntimePodState } from '../../agent/pods/runtime-state';
 
 const pod = (restartPolicy = 'Always'): Pod => ({
@@ -64,4 +65,45 @@ test('a failed init container: retried with backoff under Always/OnFailure, fail
 test('a running sidecar is not killed as "not in the pod spec"', (t) => {
   const a = computePodActions(pod(), state(inst('one', 'exited', 0), inst('side', 'running'), inst('two', 'exited', 0), inst('app', 'running')), createBackoff(createFakeClock(1000)), 1000);
   t.deepEqual(a.containersToKill, []);
+});
+
+test('a sidecar with a startupProbe: the next init container waits until the probe passed; a failed probe restarts it; status follows', (t) => {
+  const probed = (): Pod => {
+    const p = pod();
+    p.spec!.initContainers![1].startupProbe = { exec: { command: ['true'] } };
+    return p;
+  };
+  const p = probed();
+  const sideOf = (c: ContainerInstance) => ({ ...c, annotations: { [ANNOTATION_CONTAINER_HASH]: containerSpecHash(p.spec!.initContainers![1]) } });
+  const side = sideOf(inst('side', 'running'));
+  const s = state(inst('one', 'exited', 0), side);
+  const verdicts = (health: { started: boolean; ready: boolean } | undefined, kill?: { id: string; reason: string }) =>
+    ({ killReason: (id: string) => (id === kill?.id ? kill.reason : undefined), health: () => health });
+  const actions = (v: ReturnType<typeof verdicts>) => computePodActions(p, s, createBackoff(createFakeClock(1000)), 1000, v);
+  // not known to the prober yet, or probe not passed: init container two waits
+  t.deepEqual(actions(verdicts(undefined)).containersToStart, []);
+  t.deepEqual(actions(verdicts({ started: false, ready: false })).containersToStart, []);
+  t.deepEqual(actions(verdicts({ started: true, ready: true })).containersToStart.map((c) => c.container.name), ['two']);
+  // without a prober the probe cannot gate anything: running is started
+  t.deepEqual(starts(p, s), ['two']);
+  // a failed startup probe kills the sidecar (restarted once it exited), and two still waits
+  const failed = actions(verdicts({ started: false, ready: false }, { id: side.id, reason: 'Container side failed startup probe' }));
+  t.deepEqual(failed.containersToKill.map((k) => [k.id, k.name]), [[side.id, 'side']]);
+  t.deepEqual(failed.containersToStart, []);
+  // once the apps run, a sidecar failing liveness is killed without holding anything back
+  const laterSide = sideOf(inst('side', 'running'));
+  const later = state(inst('one', 'exited', 0), laterSide, inst('two', 'exited', 0), inst('app', 'running'));
+  const live = computePodActions(p, later, createBackoff(createFakeClock(1000)), 1000, verdicts({ started: true, ready: true }, { id: laterSide.id, reason: 'Container side failed liveness probe' }));
+  t.deepEqual(live.containersToKill.map((k) => k.name), ['side']);
+  t.deepEqual(live.containersToStart, []);
+
+  // status: not Initialized while the probe has not passed; the sidecar's started/ready follow its probes
+  const status = (health: { started: boolean; ready: boolean }) =>
+    generatePodStatus(p, s, { runtimeName: 'containerd', hostIP: '', startTime: '', now: 1000, errors: new Map(), health: () => health });
+  const waiting = status({ started: false, ready: false });
+  t.is(waiting.conditions!.find((c) => c.type === 'Initialized')!.status, 'False');
+  t.like(waiting.initContainerStatuses![1], { started: false, ready: false });
+  const started = status({ started: true, ready: true });
+  t.is(started.conditions!.find((c) => c.type === 'Initialized')!.status, 'False'); // two has not run yet
+  t.like(started.initContainerStatuses![1], { started: true, ready: true });
 });

@@ -170,7 +170,8 @@ export function createPodProbes(options: PodProbesOptions): PodProbes {
     sync(pod, state, podIP) {
       if (stopped) return;
       const live = new Set<string>();
-      for (const c of pod.spec?.containers ?? []) {
+      // sidecars (init containers with restartPolicy Always) are probed like app containers
+      for (const c of [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? []).filter((i) => i.restartPolicy === 'Always')]) {
         const latest = state.containers.find((x) => x.name === c.name);
         if (latest?.state !== 'running') continue;
         live.add(latest.id);
