@@ -337,6 +337,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
       const span = Math.max(0, watchTimeout.max - watchTimeout.min);
       const timeoutSeconds = watchTimeout.min + Math.floor(clock.random() * (span + 1));
       let stallTimer: unknown;
+      let healthyTimer: unknown;
       const armStall = (ms: number) => {
         stallTimer = clock.setTimeout(() => {
           if (ended) return;
@@ -357,7 +358,9 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
             opened = true;
             lastActivity = clock.now();
             backoff.succeeded();
-            markHealthy();
+            // Recovered once the stream proves itself (an event, or open for minWatchMs): a server
+            // that accepts watches and drops them at once would log recovered/failing per retry.
+            if (failing) healthyTimer = clock.setTimeout(markHealthy, minWatchMs);
           },
           onProgress() {
             lastActivity = clock.now();
@@ -370,7 +373,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
           if (err) {
             ended = true;
             handle.abort(err);
-          }
+          } else markHealthy();
         },
       );
       currentWatch = handle;
@@ -379,6 +382,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
         ended = true;
         if (!stopped) reconnects++;
         clock.clearTimeout(stallTimer);
+        clock.clearTimeout(healthyTimer);
         currentWatch = undefined;
       };
       handle.done.then(

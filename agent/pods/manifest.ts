@@ -136,8 +136,7 @@ const UNSUPPORTED = new Set([
 
 /** Valid Pod fields that are accepted and not acted upon yet: warnings. */
 const IGNORED = new Set([
-  'spec.containers[].livenessProbe', 'spec.containers[].readinessProbe', 'spec.containers[].startupProbe',
-  'spec.containers[].lifecycle', 'spec.affinity', 'spec.tolerations', 'spec.nodeSelector', 'spec.activeDeadlineSeconds',
+  'spec.affinity', 'spec.tolerations', 'spec.nodeSelector', 'spec.activeDeadlineSeconds',
   'spec.readinessGates', 'spec.topologySpreadConstraints', 'spec.schedulingGates', 'spec.resourceClaims',
   'spec.resources', 'spec.overhead', 'spec.os', 'spec.hostUsers',
   'spec.securityContext.seLinuxOptions', 'spec.securityContext.windowsOptions', 'spec.securityContext.sysctls',
