@@ -39,12 +39,23 @@ export function staleFlowCommands(previous: ServicePortState[] | undefined, curr
   return cmds;
 }
 
+/**
+ * Command runners whose conntrack cleanup is failing (no conntrack tool, no permission): such a
+ * failure repeats on every UDP endpoint change, so it is a warning once, then debug lines, and an
+ * info line when a cleanup works again.
+ */
+const failingRunners = new WeakSet<CommandRunner>();
+
 export async function clearStaleFlows(exec: CommandRunner, logger: Logger, service: string, cmds: string[][]): Promise<void> {
   for (const cmd of cmds) {
     const res = await exec(cmd).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: '' }));
     // conntrack exits 1 when nothing matched: not an error.
     if (res.code !== 0 && !/0 flow entries have been deleted/.test(res.stderr)) {
-      logger.warn({ service, command: cmd.join(' '), err: res.stderr.trim() }, 'conntrack cleanup failed');
+      const first = !failingRunners.has(exec);
+      failingRunners.add(exec);
+      logger[first ? 'warn' : 'debug']({ service, command: cmd.join(' '), err: res.stderr.trim() }, first ? 'conntrack cleanup failed' : 'conntrack cleanup failed again');
+    } else if (failingRunners.delete(exec)) {
+      logger.info({ service }, 'conntrack cleanup works again');
     }
   }
 }

@@ -108,8 +108,10 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
       metrics.rules = stats.rules;
     } catch (err) {
       metrics.syncErrors++;
-      lastError = (err as Error).message;
-      logger.error({ err, mode, kind }, 'proxy sync failed; will retry with a full sync');
+      // one error line per failing spell; the retries (counted in metrics) at debug
+      if (lastError === undefined) logger.error({ err, mode, kind }, 'proxy sync failed; will retry with a full sync');
+      else logger.debug({ err, mode, kind }, 'proxy sync failed again');
+      lastError = (err as Error).message || 'error';
       return 'failed';
     }
     const changed = pendingChanged;
@@ -123,6 +125,7 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
     pendingTriggers = [];
     lastSyncOk = now;
     metrics.lastSyncSeconds = now / 1000;
+    if (lastError !== undefined) logger.info({ mode, kind }, 'proxy sync succeeds again');
     lastError = undefined;
     logger[full ? 'info' : 'debug']({ mode, kind, services: changed.size, seconds: Math.round(seconds * 1000) / 1000 }, 'proxy rules synced');
     if (config.conntrack.udpStaleFlowCleanup) {
@@ -243,7 +246,8 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
       await runner.idle();
       if (options.full) runner.requestFull();
       else if (state.pending() > 0 || pendingChanged.size > 0) runner.request();
-      await runner.runNow();
+      // Drift or a failure makes the runner repair with a full sync: wait for that one too.
+      if ((await runner.runNow()) !== 'ok') await runner.runNow();
     },
     ports: () => ({ ...(healthzPort !== undefined ? { healthz: healthzPort } : {}), ...(metricsPort !== undefined ? { metrics: metricsPort } : {}) }),
   };

@@ -127,6 +127,7 @@ export function createNodeStatusReporter(options: NodeStatusReporterOptions): No
         } else {
           failing.attempts++;
           failing.message = message;
+          log.debug({ err, attempt: failing.attempts }, 'node status report failed again');
         }
         schedule(backoff.next());
       }

@@ -1,6 +1,6 @@
 /**
  * Garbage collection (kubelet's container and image GC). Containers: every minute, dead
- * (not running) containers beyond the newest one per pod and container name are removed
+ * (exited) containers beyond the newest one per pod and container name are removed
  * (upstream MaxPerPodContainer=1, MaxContainers=-1), and all dead containers of pods that no
  * source wants any more, then not-ready sandboxes left without containers (the newest one of a
  * live pod is kept). Images: every 5 minutes, when the image filesystem is at or above
@@ -36,7 +36,8 @@ export interface ImageRecord {
 export function selectDeadContainers(containers: Container[], isPodActive: (uid: string) => boolean, maxPerPodContainer: number = DEFAULT_CONTAINER_GC.maxPerPodContainer): Container[] {
   const groups = new Map<string, Container[]>();
   for (const c of containers) {
-    if (c.state === 'running') continue;
+    // only exited containers are dead: a `created` one is about to be started by its pod worker
+    if (c.state !== 'exited') continue;
     const uid = c.labels[LABEL_POD_UID];
     if (!uid) continue;
     const key = `${uid}/${c.labels[LABEL_CONTAINER_NAME] ?? c.metadata.name}`;

@@ -182,7 +182,8 @@ export function createPleg(options: PlegOptions): Pleg {
           logger.info('runtime has no container events (CRI GetContainerEvents unimplemented); relisting every %d ms', periodMs);
           return;
         }
-        if (err.message !== lastEventError || wasLive) logger.warn({ err }, 'runtime container event stream ended; relisting until it is back');
+        // with the relist already failing (runtime down), the relist's error line says it all
+        if (err.message !== lastEventError || wasLive) logger[failing ? 'debug' : 'warn']({ err }, 'runtime container event stream ended; relisting until it is back');
         lastEventError = err.message;
         if (wasLive) loop();
         eventRetry = clock.setTimer(eventRetryMs, () => {

@@ -144,13 +144,13 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
           await terminate(work.options);
         }
         errorRetryMs = 0;
+        if (lastError) logger.info({ phase }, 'pod sync succeeds again');
         lastError = '';
       } catch (err) {
-        const message = errorMessage(err);
-        if (message !== lastError) {
-          logger.error({ err, code: ErrorCodes.POD_SYNC_FAILED, phase }, 'pod sync failed; will retry');
-          lastError = message;
-        }
+        // one error line per failing spell (messages often differ per attempt: ids, timings), retries at debug
+        if (!lastError) logger.error({ err, code: ErrorCodes.POD_SYNC_FAILED, phase }, 'pod sync failed; will retry');
+        else logger.debug({ err, phase }, 'pod sync failed again');
+        lastError = errorMessage(err) || 'error';
         errorRetryMs = Math.min(Math.max(errorRetryMs * 2, 1000), MAX_ERROR_RETRY_MS);
         if (work.kind === 'terminate') queue.unshift(work);
         schedule(errorRetryMs);

@@ -87,7 +87,9 @@ function clean<T>(v: T): JsonObject {
 /** The status to send: keelson's status, plus the conditions other actors own from the server's copy. */
 export function desiredStatus(server: PodStatus | undefined, mine: PodStatus): JsonObject {
   const desired = clean(mine);
-  const foreign = (server?.conditions ?? []).filter((c) => !KUBELET_CONDITIONS.has(c.type));
+  const mineTypes = new Set((mine.conditions ?? []).map((c) => c.type));
+  // a condition keelson sets itself (DisruptionTarget on a node shutdown) is not taken from the server too
+  const foreign = (server?.conditions ?? []).filter((c) => !KUBELET_CONDITIONS.has(c.type) && !mineTypes.has(c.type));
   if (foreign.length) desired.conditions = [...((desired.conditions as Json[]) ?? []), ...clean(foreign) as unknown as Json[]];
   return desired;
 }
@@ -209,11 +211,16 @@ export function createStatusPatcher(options: StatusPatcherOptions): StatusPatche
       return;
     }
     lastError = errorMessage(err);
+    const attempts = (retries.get(uid)?.attempts ?? 0) + 1;
+    const target = options.target(uid)?.metadata;
+    const pod = target ? `${target.namespace}/${target.name}` : uid;
+    // one warning per outage (all pods together); each further failure is a debug line
     if (!failing) {
       failing = true;
-      logger.warn({ err, pod: options.target(uid)?.metadata?.name }, 'cannot update pod status; retrying with backoff');
+      logger.warn({ err, pod }, 'cannot update pod status; retrying with backoff');
+    } else {
+      logger.debug({ err, pod, attempt: attempts }, 'pod status update failed again');
     }
-    const attempts = (retries.get(uid)?.attempts ?? 0) + 1;
     const nominal = isConflict(err) ? initialMs : Math.min(maxMs, initialMs * 2 ** (attempts - 1));
     const delay = Math.round(nominal * (0.75 + Math.random() * 0.5));
     retries.get(uid)?.timer.cancel();

@@ -4,7 +4,9 @@
  * count), each pod and container from CRI ListContainerStats (cpu, memory, writable layer) plus the
  * size of its log files. Pod totals come from CRI ListPodSandboxStats when the runtime has them, or
  * are the sum of the pod's containers (containerd 1.6 answers sandbox stats only for sandboxes with
- * a cgroup parent).
+ * a cgroup parent). A container the runtime has no cgroup stats for (CRI leaves cpu and memory
+ * unset, e.g. containerd's shim could not load its cgroup) gets zero usage stamped now, as kubelet
+ * reports it, so every container always has its cpu and memory objects.
  */
 import { readFileSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,8 +41,9 @@ export interface FsStats {
 export interface ContainerStatsSummary {
   name: string;
   startTime?: string;
-  cpu?: CpuStats;
-  memory?: MemoryStats;
+  /** Always set (zero usage when the runtime has none), as kubelet does. */
+  cpu: CpuStats;
+  memory: MemoryStats;
   rootfs?: FsStats;
   logs?: FsStats;
 }
@@ -265,8 +268,8 @@ export function createStatsProvider(options: StatsProviderOptions): StatsProvide
           const summary: ContainerStatsSummary = {
             name: c.metadata?.name ?? s.attributes!.metadata?.name ?? '',
             startTime: nanosIso(c.created_at, at),
-            cpu: cpuOf(s.cpu, at),
-            memory: memoryOf(s.memory, at),
+            cpu: cpuOf(s.cpu, at) ?? { time, usageNanoCores: 0, usageCoreNanoSeconds: 0 },
+            memory: memoryOf(s.memory, at) ?? { time, workingSetBytes: 0 },
           };
           if (!opts.onlyCpuAndMemory) {
             const layer = s.writable_layer;

@@ -113,6 +113,7 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
         // Either way the next sync must rewrite everything, from what iptables-save shows.
         needFull = true;
         planner.reset();
+        if (!full) log.warn({ variant: v, err: (err as Error).message.slice(0, 300) }, `partial iptables sync failed (its canary guard fails when someone flushed our chains): the next sync is full`);
         throw err;
       }
     },
