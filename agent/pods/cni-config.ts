@@ -10,7 +10,7 @@
 import { access, mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PodRuntime } from './runtime';
+import type { PodRuntime, RuntimeStatus } from './runtime';
 import { errorMessage } from '../errors';
 
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
@@ -63,8 +63,9 @@ export interface EnsureCniConfigOptions extends Omit<BridgeConfigInput, 'podCIDR
   podCIDR: string | undefined;
   runtime: Pick<PodRuntime, 'status'>;
   logger: Logger;
+  /** Default: the folder the runtime reports (containerd's verbose status), else /etc/cni/net.d. */
   confDir?: string;
-  /** Where to look for the loopback plugin (default /opt/cni/bin and /usr/lib/cni). */
+  /** Where to look for the loopback plugin (default: the runtime's bin dir, /opt/cni/bin and /usr/lib/cni). */
   binDirs?: string[];
 }
 
@@ -82,19 +83,20 @@ export async function existingCniConfigs(confDir: string): Promise<string[]> {
 
 export async function ensureCniConfig(options: EnsureCniConfigOptions): Promise<CniConfigOutcome> {
   const { logger } = options;
-  const confDir = options.confDir ?? DEFAULT_CNI_CONF_DIR;
-  const existing = await existingCniConfigs(confDir);
-  if (existing.length) {
-    logger.debug({ confDir, files: existing }, 'CNI config present; not writing one');
-    return 'exists';
-  }
   let networkMessage = '';
+  let status: RuntimeStatus | undefined;
   try {
-    const status = await options.runtime.status?.();
+    status = await options.runtime.status?.();
     const net = status?.conditions.find((c) => c.type === 'NetworkReady');
     if (net && !net.status) networkMessage = `${net.reason}: ${net.message}`;
   } catch (err) {
     networkMessage = `runtime status unavailable: ${errorMessage(err)}`;
+  }
+  const confDir = options.confDir ?? status?.cniConfDir ?? DEFAULT_CNI_CONF_DIR;
+  const existing = await existingCniConfigs(confDir);
+  if (existing.length) {
+    logger.debug({ confDir, files: existing }, 'CNI config present; not writing one');
+    return 'exists';
   }
   if (!options.podCIDR) {
     logger.warn({ confDir, runtimeNetwork: networkMessage || undefined }, 'no CNI config and the node has no podCIDR: pods cannot get a network until one is configured');
@@ -113,7 +115,7 @@ export async function ensureCniConfig(options: EnsureCniConfigOptions): Promise<
   await writeFile(tmp, text, { mode: 0o644 });
   await rename(tmp, file);
   logger.info({ file, podCIDR: options.podCIDR, bridge: options.bridge ?? 'cni0', runtimeNetwork: networkMessage || undefined }, 'wrote bridge CNI config for the node pod CIDR');
-  const binDirs = options.binDirs ?? DEFAULT_CNI_BIN_DIRS;
+  const binDirs = options.binDirs ?? [...(status?.cniBinDir ? [status.cniBinDir] : []), ...DEFAULT_CNI_BIN_DIRS];
   const found = await Promise.all(binDirs.map((d) => access(path.join(d, 'loopback')).then(() => true, () => false)));
   if (!found.some(Boolean)) logger.warn({ binDirs }, 'CNI loopback plugin not found; the runtime needs it to set up pods');
   return 'written';

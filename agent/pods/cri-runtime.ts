@@ -192,14 +192,18 @@ export function createCriRuntime(cri: CriClient): PodRuntime {
     },
     async status() {
       const res = await cri.status({ verbose: true });
-      let sandboxImage: string | undefined;
+      let config: { sandboxImage?: string; cni?: { confDir?: string; binDir?: string } } = {};
       try {
-        const config = JSON.parse(res.info?.config ?? '{}') as { sandboxImage?: string };
-        sandboxImage = config.sandboxImage || undefined;
+        config = JSON.parse(res.info?.config ?? '{}');
       } catch {
         // not containerd's verbose format
       }
-      return { conditions: res.status?.conditions ?? [], ...(sandboxImage ? { sandboxImage } : {}) };
+      return {
+        conditions: res.status?.conditions ?? [],
+        ...(config.sandboxImage ? { sandboxImage: config.sandboxImage } : {}),
+        ...(config.cni?.confDir ? { cniConfDir: config.cni.confDir } : {}),
+        ...(config.cni?.binDir ? { cniBinDir: config.cni.binDir } : {}),
+      };
     },
     async listImages() {
       return (await cri.listImages()).images.map((i) => ({ id: i.id, repoTags: i.repo_tags, size: Number(i.size) || 0, pinned: i.pinned }));

@@ -18,7 +18,7 @@ import { createImagePuller } from './images';
 import { createLifecycleHooks } from './hooks';
 import { createProber } from './probes/prober';
 import { createPleg } from './pleg';
-import { DEFAULT_CNI_CONF_DIR, ensureCniConfig } from './cni-config';
+import { ensureCniConfig } from './cni-config';
 import { createGarbageCollector, type FsUsageReader, type ImageGcPolicy } from './gc';
 import type { ManifestProblem, PodSource } from './pod-source';
 import { createPodWorker, type PodWorker, type PodWorkerDeps, type TerminateOptions, type WorkerPhase } from './pod-worker';
@@ -55,7 +55,7 @@ export interface KubeletConfig {
   containerGCPeriodMs?: number;
   /** The node's pod CIDR: with no CNI config in cniConfDir, a bridge config for it is written at start (cni-config.ts). */
   podCIDR?: string;
-  /** The runtime's CNI config folder (default /etc/cni/net.d). */
+  /** The runtime's CNI config folder (default: what the runtime reports, else /etc/cni/net.d). */
   cniConfDir?: string;
   imageGC?: Partial<ImageGcPolicy> & { periodMs?: number };
   /** Static pod folder full rescan period (default 20 s). */
@@ -312,7 +312,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
       await resolveRuntimeName();
       if (config.podCIDR) {
         await ensureCniConfig({ podCIDR: config.podCIDR, confDir: config.cniConfDir, runtime: runtime!, logger }).catch((err) =>
-          logger.error({ err, confDir: config.cniConfDir ?? DEFAULT_CNI_CONF_DIR }, 'cannot write the CNI config'));
+          logger.error({ err, confDir: config.cniConfDir }, 'cannot write the CNI config'));
       }
       const prober = createProber(runtime!);
       const manager = createRuntimeManager({

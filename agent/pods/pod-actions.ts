@@ -24,6 +24,8 @@ export interface ContainerToKill {
   id: string;
   name: string;
   reason: string;
+  /** Overrides the pod's grace period (a probe's terminationGracePeriodSeconds). */
+  gracePeriodSeconds?: number;
 }
 
 export interface Waiting {
@@ -71,6 +73,8 @@ function formatDelay(ms: number): string {
 export interface ProbeVerdicts {
   /** Set when a liveness or startup probe failed: the container must be killed. */
   killReason(containerId: string): string | undefined;
+  /** The failed probe's own terminationGracePeriodSeconds, if it sets one. */
+  killGracePeriod?(containerId: string): number | undefined;
   /** Whether a running container passed its startup probe (undefined: not probed); sidecars gate the next init container on it. */
   health?(containerId: string): { started: boolean } | undefined;
 }
@@ -124,7 +128,10 @@ export function computePodActions(pod: Pod, state: RuntimePodState, backoff: Bac
       if (probeFailure) {
         // killed now; the next sync restarts it per the restart policy (with crash-loop backoff)
         const restarts = policy !== 'Never';
-        actions.containersToKill.push({ id: latest.id, name: c.name, reason: restarts ? `${probeFailure}, will be restarted` : probeFailure });
+        const grace = probes?.killGracePeriod?.(latest.id);
+        actions.containersToKill.push({
+          id: latest.id, name: c.name, reason: restarts ? `${probeFailure}, will be restarted` : probeFailure, ...(grace === undefined ? {} : { gracePeriodSeconds: grace }),
+        });
       } else if (latest.annotations[ANNOTATION_CONTAINER_HASH] !== containerSpecHash(c)) {
         actions.containersToKill.push({ id: latest.id, name: c.name, reason: 'container spec changed' });
         actions.containersToStart.push({ container: c, restartCount: latest.restartCount + 1, reason: 'spec changed' });

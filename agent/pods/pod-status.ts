@@ -81,7 +81,8 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
     const waiting = ctx.actions?.waiting.get(spec.name) ?? ctx.errors.get(spec.name);
     if (latest?.state === 'running' && !ctx.terminated) {
       status.state = { running: { startedAt: iso(latest.startedAt || latest.createdAt) } };
-      const health = ctx.health?.(latest.id) ?? { ready: true, started: true };
+      // a container the prober does not know yet is not ready if it has a readiness or startup probe
+      const health = ctx.health?.(latest.id) ?? { ready: !ctx.health || (!spec.readinessProbe && !spec.startupProbe), started: !ctx.health || !spec.startupProbe };
       status.started = health.started;
       status.ready = health.ready && health.started;
       running++;

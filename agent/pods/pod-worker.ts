@@ -190,6 +190,9 @@ export function createPodWorker(initial: Pod, deps: PodWorkerDeps, terminateAtOn
       if (!reportedWaits.has(key)) {
         reportedWaits.add(key);
         logger.warn({ container: name, reason: w.reason }, w.message);
+        if (w.reason === 'CrashLoopBackOff') {
+          recordEvent(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${name} in pod ${pod.metadata!.name}_${pod.metadata!.namespace}(${uid})`, { fieldPath: containerFieldPath(name) });
+        }
       }
     }
   }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Pod } from 'kubernetes-types/core/v1';
 import type { Logger } from 'pino';
 import type { Backoff } from './backoff';
+import { containerFieldPath, recordEvent } from './events';
 import type { LifecycleHooks } from './hooks';
 import { ANNOTATION_GRACE_PERIOD } from './labels';
 import { ContainerStartError, type ImagePuller } from './images';
@@ -60,6 +61,7 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
     const spec = pod?.spec?.containers.find((c) => c.name === name);
     if (options.hooks && pod && spec?.lifecycle?.preStop) grace = await options.hooks.preStop(pod, spec, id, podIP || hostIP, grace);
     logger.info({ pod: ref, container: name, containerId: id, gracePeriod: grace, reason }, 'killing container');
+    if (pod) recordEvent(pod, 'Normal', 'Killing', /probe/.test(reason) ? reason : `Stopping container ${name}`, { fieldPath: containerFieldPath(name) });
     await runtime.stopContainer(id, grace);
   }
 
@@ -88,7 +90,7 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
       const grace = pod.spec!.terminationGracePeriodSeconds ?? 30;
       const errors = new Map<string, Waiting>();
       if (actions.killPod) await killPod(ref, state, grace, pod);
-      for (const k of actions.containersToKill) await stopContainer(ref, k.id, k.name, grace, k.reason, pod, state.sandboxes[0]?.ip);
+      for (const k of actions.containersToKill) await stopContainer(ref, k.id, k.name, k.gracePeriodSeconds ?? grace, k.reason, pod, state.sandboxes[0]?.ip);
 
       const logDir = podLogDir(podLogsDir, pod.metadata!.namespace!, pod.metadata!.name!, uid);
       const spec = options.spec;
@@ -118,16 +120,19 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
           const extra = spec ? await spec.runContainerOptions(pod, c, { podIP: podIP || hostIP, hostIP, image }) : {};
           const config = makeContainerConfig(pod, { ...c, image }, start.restartCount, { podIP: podIP || hostIP, hostIP, ...extra });
           let id: string;
+          const fieldPath = containerFieldPath(c.name);
           try {
             id = await runtime.createContainer(sandboxId, config, sandboxConfig);
           } catch (err) {
             throw new ContainerStartError('CreateContainerError', errorMessage(err));
           }
+          recordEvent(pod, 'Normal', 'Created', `Created container ${c.name}`, { fieldPath });
           try {
             await runtime.startContainer(id);
           } catch (err) {
             throw new ContainerStartError('RunContainerError', errorMessage(err));
           }
+          recordEvent(pod, 'Normal', 'Started', `Started container ${c.name}`, { fieldPath });
           logger.info({ pod: ref, container: c.name, containerId: id, restartCount: start.restartCount, reason: start.reason }, 'started container');
           if (options.hooks && c.lifecycle?.postStart) {
             try {
@@ -140,6 +145,7 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
         } catch (err) {
           const reason = err instanceof ContainerStartError ? err.reason : 'RunContainerError';
           errors.set(c.name, { reason, message: errorMessage(err) });
+          recordEvent(pod, 'Warning', 'Failed', `Error: ${reason}: ${errorMessage(err)}`, { fieldPath: containerFieldPath(c.name) });
         }
       }
       return errors;

@@ -156,6 +156,9 @@ export interface RuntimeStatus {
   conditions: { type: string; status: boolean; reason: string; message: string }[];
   /** The sandbox (pause) image the runtime uses, when it tells (containerd's verbose info). */
   sandboxImage?: string;
+  /** The CNI config folder and plugin folder the runtime uses, when it tells (containerd's verbose info). */
+  cniConfDir?: string;
+  cniBinDir?: string;
 }
 
 export type ContainerEventKind = 'created' | 'started' | 'stopped' | 'deleted';

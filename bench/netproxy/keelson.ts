@@ -3,12 +3,14 @@
  * Services × E endpoints, fed through the component's input feed, in the current network
  * namespace (bench/netproxy/run.sh puts it in a bench namespace). Prints one JSON line:
  *   fullSyncMs      start() → flush() resolved: desired-state build + render + `nft -f`
- *   fullNftMs       the `nft -f` part of it
- *   resyncMs        a later periodic full sync over the loaded table (build + render + nft -f)
+ *   fullNftMs       the `nft -f` part of it (the transaction is streamed: this includes rendering it)
+ *   resyncMs        a forced full sync over the loaded table (hourly, or after a failure or drift)
+ *   checkMs[]       the `nft list set` of each periodic consistency sync (syncPeriod, 4 s here)
  *   changeMs[]      one EndpointSlice update → flush() resolved (rules live), per change
  *   changeNftMs[]   the `nft -f` part of each
  *   verified        every change was then seen with one `nft get element`
- *   rssMB, hwmMB    VmRSS / VmHWM of this process after the syncs; heapMB: V8 heap in use
+ *   rssMB, hwmMB    VmRSS / VmHWM of this process after the syncs; heapMB: V8 heap in use;
+ *   hwmFirstMB, hwmResyncMB: VmHWM right after the first full sync and after the forced one
  * Usage: keelson.js SERVICES [ENDPOINTS=10] [CHANGES=15]
  */
 import { readFileSync } from 'node:fs';
@@ -25,6 +27,9 @@ const N = Number(process.argv[2] ?? 1000);
 const E = Number(process.argv[3] ?? 10);
 const CHANGES = Number(process.argv[4] ?? 15);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Short, so that the bench sees the periodic consistency sync (30 s in production). */
+const SYNC_PERIOD_MS = 4000;
+let checkMs: number[] = [];
 
 function statusMB(field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
@@ -36,8 +41,12 @@ async function main() {
   let nftCalls: { ms: number; bytes: number }[] = [];
   const exec: CommandRunner = async (argv, options) => {
     const t0 = performance.now();
-    const res = await base(argv, options);
-    if (argv[0] === 'nft' && argv.includes('-f')) nftCalls.push({ ms: performance.now() - t0, bytes: options?.input?.length ?? 0 });
+    let bytes = options?.input?.length ?? 0;
+    const chunks = options?.inputChunks;
+    const counted = chunks ? { inputChunks: (function* () { for (const c of chunks) { bytes += c.length; yield c; } })() } : {};
+    const res = await base(argv, { ...options, ...counted });
+    if (argv.join(' ').startsWith('nft list set ')) checkMs.push(performance.now() - t0);
+    else if (argv[0] === 'nft' && argv.includes('-f')) nftCalls.push({ ms: performance.now() - t0, bytes });
     return res;
   };
   const gen = generate(N, E, 'nodeport');
@@ -45,7 +54,7 @@ async function main() {
   gen.services.length = 0; // the feed holds them now, as an informer cache would
   const proxy = createProxyComponent({
     input: feeds,
-    config: { ...structuredClone(defaultProxyConfig), mode: 'nftables', clusterCIDR: [GEN_POD_CIDR], healthzBindAddress: '', metricsBindAddress: '' },
+    config: { ...structuredClone(defaultProxyConfig), mode: 'nftables', clusterCIDR: [GEN_POD_CIDR], syncPeriodMs: SYNC_PERIOD_MS, healthzBindAddress: '', metricsBindAddress: '' },
     logger: pino({ level: 'warn' }),
     nodeName: GEN_NODE,
     nodeIPs: [GEN_NODE_IP],
@@ -60,16 +69,18 @@ async function main() {
   if (!health.healthy || nftCalls.length === 0) throw new Error(`the first full sync did not succeed: ${health.message ?? ''}`);
   const fullNftMs = nftCalls.reduce((a, c) => a + c.ms, 0);
   const fullBytes = nftCalls.reduce((a, c) => a + c.bytes, 0);
-  // Let the runner's own first run (queued by start) finish, then time one periodic full sync.
+  const hwmFirstMB = statusMB('VmHWM');
+  // A full rewrite over the loaded table (what the runner does hourly, after a failure or drift).
   await sleep(1100);
   await proxy.flush();
   nftCalls = [];
   const r0 = performance.now();
-  feeds.services.markSynced(); // onSynced → requestFull, as a relist would; the runner starts it now
-  await sleep(5);
-  await proxy.flush();
+  await proxy.flush({ full: true });
   const resyncMs = performance.now() - r0;
-  await sleep(1100);
+  const hwmResyncMB = statusMB('VmHWM');
+  // The syncPeriod resync in between: a consistency check (one `nft list set`) plus a partial sync.
+  checkMs = [];
+  await sleep(SYNC_PERIOD_MS + 500);
   await proxy.flush();
 
   const changeMs: number[] = [];
@@ -100,7 +111,7 @@ async function main() {
   const c0 = performance.now();
   await cleanup('nftables', { logger: pino({ level: 'warn' }) });
   const cleanupMs = performance.now() - c0;
-  console.log(JSON.stringify({ services: N, endpoints: E, fullSyncMs, fullNftMs, fullBytes, resyncMs, changeMs, changeNftMs, verified, changes: CHANGES, rssMB, hwmMB, heapMB, cleanupMs }));
+  console.log(JSON.stringify({ services: N, endpoints: E, fullSyncMs, fullNftMs, fullBytes, resyncMs, checkMs, changeMs, changeNftMs, verified, changes: CHANGES, rssMB, hwmMB, hwmFirstMB, hwmResyncMB, heapMB, cleanupMs }));
 }
 
 main().catch((err) => {

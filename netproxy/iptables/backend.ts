@@ -14,7 +14,7 @@ import { run } from '../exec';
 import { detectIptablesVariant, type IptablesVariant } from '../mode';
 import { KUBE_PROXY_CANARY, isOwnedChain } from './chains';
 import { createIptablesPlanner, parseSave, type Observed } from './planner';
-import type { Family } from './render';
+import { localhostNodePorts, type Family } from './render';
 
 export interface IptablesBackendOptions {
   /** Skip detection and use this variant. */
@@ -83,6 +83,15 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
     return true;
   }
 
+  let localnetDone = false;
+  /** NodePorts on 127.0.0.1 need the kernel to route loopback-addressed packets (kube-proxy does the same). */
+  async function enableRouteLocalnet(): Promise<void> {
+    localnetDone = true;
+    const res = await exec(['sysctl', '-w', 'net.ipv4.conf.all.route_localnet=1']).catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }));
+    if (res.code === 0) log.info('net.ipv4.conf.all.route_localnet=1 set for NodePorts on localhost (iptables.localhostNodePorts)');
+    else log.warn({ reason: res.stderr.trim().slice(0, 200) }, 'cannot set net.ipv4.conf.all.route_localnet=1: NodePorts on localhost will not work');
+  }
+
   async function apply(v: IptablesVariant, request: SyncRequest, full: boolean): Promise<number> {
     const observed = full ? await observe(v) : undefined;
     const plan = planner.plan({ state: request.state, changed: request.changed, full }, families, observed);
@@ -100,6 +109,7 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
     mode: 'iptables',
     async sync(request) {
       const v = await ensureVariant();
+      if (!localnetDone && families.includes(4) && localhostNodePorts(4, ctx)) await enableRouteLocalnet();
       const full = needFull || request.full;
       if (!full && request.verify && !(await canaryPresent(v))) {
         return { rules: lastRules, drift: `iptables canary chain ${KUBE_PROXY_CANARY} is gone (tables flushed by someone else)` };

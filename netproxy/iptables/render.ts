@@ -98,7 +98,11 @@ export function renderBase(family: Family, ctx: RenderContext): { filter: Map<st
   const mark = markValue(ctx.config);
   const filter = new Map<string, string[]>([
     [KUBE_SERVICES, []],
-    [KUBE_EXTERNAL_SERVICES, []],
+    [KUBE_EXTERNAL_SERVICES, localhostNodePorts(family, ctx)
+      // route_localnet lets packets to 127.0.0.0/8 arrive from outside: only the node may use it
+      // (keelson is the kubelet too, so this is the rule upstream's kubelet adds to KUBE-FIREWALL).
+      ? [`${comment('block incoming localnet connections')} ! -s 127.0.0.0/8 -d 127.0.0.0/8 -j DROP`]
+      : []],
     [KUBE_FORWARD, [
       '-m conntrack --ctstate INVALID -j DROP',
       `${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
@@ -120,15 +124,30 @@ export function renderBase(family: Family, ctx: RenderContext): { filter: Map<st
   return { filter, nat };
 }
 
+/**
+ * `iptables.localhostNodePorts` (kube-proxy's default true): NodePorts also answer on 127.0.0.1,
+ * for the node's own processes, IPv4 only (there is no route_localnet for IPv6), when every local
+ * address takes NodePorts or `nodePortAddresses` includes 127.0.0.1. The backend then sets
+ * net.ipv4.conf.all.route_localnet=1 so that the DNATed packets may leave with a loopback source
+ * (they are masqueraded on the way out, as every external NodePort connection from the node is).
+ */
+export function localhostNodePorts(family: Family, ctx: RenderContext): boolean {
+  if (family !== 4 || !ctx.config.iptables.localhostNodePorts) return false;
+  const cidrs = ofFamily(ctx.config.nodePortAddresses, 4);
+  return ctx.config.nodePortAddresses.length === 0 || cidrs.some((c) => cidrContains(c, '127.0.0.1'));
+}
+
 /** The last rules of nat KUBE-SERVICES: hand NodePort traffic to KUBE-NODEPORTS. */
 export function nodePortsTail(family: Family, ctx: RenderContext): string[] {
   const text = comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain');
+  const rules: string[] = [];
   if (ctx.config.nodePortAddresses.length === 0) {
-    // NodePorts on localhost would need route_localnet; like the nftables backend, keelson does not offer them.
     const notLoopback = family === 4 ? '! -d 127.0.0.0/8' : '! -d ::1/128';
-    return [`${text} -m addrtype --dst-type LOCAL ${notLoopback} -j ${KUBE_NODEPORTS}`];
-  }
-  return nodePortIPs(ctx, family).map((ip) => `${text} -d ${ip} -j ${KUBE_NODEPORTS}`);
+    rules.push(`${text} -m addrtype --dst-type LOCAL ${notLoopback} -j ${KUBE_NODEPORTS}`);
+  } else rules.push(...nodePortIPs(ctx, family).map((ip) => `${text} -d ${ip} -j ${KUBE_NODEPORTS}`));
+  // Only connections the node itself makes: in PREROUTING a loopback destination is a martian.
+  if (localhostNodePorts(family, ctx)) rules.push(`${text} -d 127.0.0.0/8 -m addrtype --src-type LOCAL -j ${KUBE_NODEPORTS}`);
+  return rules;
 }
 
 /** Probability for the i-th of n remaining endpoints, formatted as kube-proxy does (1/n, 10 decimals). */

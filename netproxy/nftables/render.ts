@@ -65,7 +65,13 @@ function markMasq(config: ProxyConfig): string {
   return `meta mark set meta mark | ${markBits(config)}`;
 }
 
-/** The packet match for "addressed to a NodePort address of this node". */
+/**
+ * The packet match for "addressed to a NodePort address of this node". Never 127.0.0.0/8 or ::1:
+ * like upstream's nftables mode, keelson's nftables mode offers no NodePorts on localhost
+ * (iptables.localhostNodePorts is an iptables-mode option). They need route_localnet, which lets
+ * packets addressed to 127.0.0.0/8 in from the network (CVE-2020-8558), and a masquerade of the
+ * loopback source; pods and the node can use the node's own address instead.
+ */
 export function nodePortMatch(f: NftFamily): string {
   return f === 'ip' ? 'fib daddr type local ip daddr != 127.0.0.0/8' : 'fib daddr type local ip6 daddr != ::1';
 }

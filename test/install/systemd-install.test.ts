@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '../harness/keelson';
+import { KEELSON_NODE_FLAGS, REPO_ROOT } from '../harness/keelson';
 import { integrationTest } from '../harness/requirements';
 import { startSystemdContainer, type SystemdContainer } from '../harness/systemd-container';
 
@@ -91,7 +91,11 @@ itest.serial('install.sh from the release tarball installs keelson, and systemct
   t.log(`systemctl show: ${JSON.stringify(state)}`);
   t.is(state.SubState, 'running');
   t.not(state.MainPID, '0');
-  t.regex(await b.run(`cat /proc/${state.MainPID}/cmdline | tr '\\0' ' '`), /^\/usr\/lib\/keelson\/node\/bin\/node \/usr\/lib\/keelson\/dist\/agent\/cli\.js run --components kubelet --hostname-override edge-e2e/);
+  const flags = KEELSON_NODE_FLAGS.join(' ');
+  t.true(
+    (await b.run(`cat /proc/${state.MainPID}/cmdline | tr '\\0' ' '`)).startsWith(`/usr/lib/keelson/node/bin/node ${flags} /usr/lib/keelson/dist/agent/cli.js run --components kubelet --hostname-override edge-e2e`),
+    'the main process is the bundled node with scripts/node-flags running keelson',
+  );
   const journal = await b.journal('keelson', 'info');
   t.regex(journal, /keelson starting/);
   const status = await b.exec('keelson status');

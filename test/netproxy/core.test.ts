@@ -1,13 +1,15 @@
 import test from 'ava';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
-import type { CommandRunner } from '../../netproxy/exec';
+import { createCommandRunner, type CommandRunner } from '../../netproxy/exec';
 import { createProxyComponent } from '../../netproxy/index';
-import { nftablesProbe, nftablesSupported } from '../../netproxy/mode';
+import { chooseMode, nftablesProbe, nftablesSupported } from '../../netproxy/mode';
 import { createMemoryFeed } from '../harness/feed';
+import { createNetns, deleteNetns, nsenterArgs } from '../harness/netns';
+import { integrationTest } from '../harness/requirements';
 import { parseProxyConfig, parseDuration } from '../../netproxy/config';
 import { createSyncRunner, type Clock, type SyncKind, type SyncOutcome } from '../../netproxy/syncrunner';
-import { createNftPlanner } from '../../netproxy/nftables/backend';
+import { createNftablesBackend, createNftPlanner } from '../../netproxy/nftables/backend';
 import { NODE, NODE_IP, service, services, slice, slices } from './fixtures';
 import { buildState, recordingLogger, testConfig } from './helpers';
 import { createNftTracer } from './tracer/nft';
@@ -190,25 +192,31 @@ test('bad input: invalid IP or port and orphan EndpointSlices are skipped and lo
 
 /** A fake `nft`: applies nothing, remembers the generation the last full transaction wrote. */
 function fakeNft() {
-  const calls: { argv: string[]; input: string }[] = [];
+  const calls: { argv: string[]; input: string; streamed: boolean }[] = [];
   let generation: number | undefined;
+  let checks = 0;
   const exec: CommandRunner = async (argv, o = {}) => {
-    const input = o.input ?? '';
-    calls.push({ argv, input });
-    if (argv.join(' ') !== 'nft -f -') return { code: 127, stdout: '', stderr: `unexpected ${argv.join(' ')}` };
-    if (input.startsWith('list set ')) {
-      if (generation === undefined) return { code: 1, stdout: '', stderr: 'Error: No such file or directory; did you mean table ‘keelson-proxy’ in family ip?' };
+    const input = o.inputChunks ? [...o.inputChunks].join('') : (o.input ?? '');
+    calls.push({ argv, input, streamed: o.inputChunks !== undefined });
+    const cmd = argv.join(' ');
+    const list = /^nft list set (ip6?) keelson-proxy generation$/.exec(cmd);
+    if (list) {
+      checks++;
+      if (generation === undefined) return { code: 1, stdout: '', stderr: 'Error: No such file or directory\nlist set ip keelson-proxy generation\n' };
       const el = `0x${generation.toString(16).padStart(8, '0')}`;
-      return { code: 0, stdout: ['ip', 'ip6'].map((f) => `table ${f} keelson-proxy {\n\tset generation {\n\t\ttype mark\n\t\telements = { ${el} }\n\t}\n}\n`).join(''), stderr: '' };
+      return { code: 0, stdout: `table ${list[1]} keelson-proxy {\n\tset generation {\n\t\ttype mark\n\t\telements = { ${el} }\n\t}\n}\n`, stderr: '' };
     }
+    if (cmd !== 'nft -f -') return { code: 127, stdout: '', stderr: `unexpected ${cmd}` };
     const m = /^add element ip keelson-proxy generation \{ (\d+) \}$/m.exec(input);
     if (m) generation = Number(m[1]);
     return { code: 0, stdout: '', stderr: '' };
   };
   return {
     exec,
-    applied: () => calls.filter((c) => !c.input.startsWith('list set ')).map((c) => c.input),
-    checks: () => calls.filter((c) => c.input.startsWith('list set ')).length,
+    applied: () => calls.filter((c) => c.argv.join(' ') === 'nft -f -').map((c) => c.input),
+    streamed: () => calls.filter((c) => c.streamed).length,
+    /** Consistency checks (one `nft list set` per family, the second only when the first passed). */
+    checks: () => checks,
     /** Someone deletes the tables. */
     deleteTables: () => (generation = undefined),
   };
@@ -234,6 +242,7 @@ test('proxy: flush() right after start() is the first full sync, with no second 
   await proxy.flush();
   t.is(nft.applied().length, 1);
   t.regex(nft.applied()[0]!, /^add table ip keelson-proxy\ndelete table ip keelson-proxy\n/);
+  t.is(nft.streamed(), 1, 'the full transaction is streamed to nft, not passed as one string');
   await advance(5000);
   t.is(nft.applied().length, 1, 'no second full sync');
   t.is(nft.checks(), 0);
@@ -248,7 +257,7 @@ test('proxy: the syncPeriod resync only checks the generation; drift (tables del
   await proxy.start();
   await proxy.flush();
   await advance(30000);
-  t.is(nft.checks(), 1, 'one consistency check');
+  t.is(nft.checks(), 2, 'one consistency check: both families');
   t.is(nft.applied().length, 1, 'nothing changed: nothing written');
   // A change and a resync together: the change is applied incrementally after the check.
   feeds.endpointSlices.upsert(slice('web', [{ ip: '10.244.2.2', node: 'node-b' }], [{ port: 8080 }]));
@@ -257,11 +266,11 @@ test('proxy: the syncPeriod resync only checks the generation; drift (tables del
   t.true(nft.applied()[1]!.split('\n').filter(Boolean).every((l) => /^(add|delete) element /.test(l)), nft.applied()[1]);
   nft.deleteTables();
   await advance(29000);
-  t.is(nft.checks(), 2);
+  t.is(nft.checks(), 3, 'the first family is missing: drift');
   t.is(nft.applied().length, 3, 'drift repaired in the same period');
   t.regex(nft.applied()[2]!, /^add table ip keelson-proxy\ndelete table ip keelson-proxy\n/, 'rebuilt from scratch');
   await advance(30000);
-  t.is(nft.checks(), 3);
+  t.is(nft.checks(), 5);
   t.is(nft.applied().length, 3, 'the rebuilt table passes the next check');
   await proxy.stop();
 });
@@ -287,4 +296,37 @@ test('mode probe: only `nft --check`, with the per-protocol endpoint maps of the
   t.regex(probe, /add rule ip keelson-probe affinity-\S+ update @affinity-/, 'ClientIP affinity (IPv4 only, see netproxy/mode.ts)');
   const refused = await nftablesSupported(async () => ({ code: 1, stdout: '', stderr: 'Error: Could not process rule: No such file or directory\nmore' }));
   t.deepEqual(refused, { ok: false, reason: 'Error: Could not process rule: No such file or directory' });
+});
+
+const kernelTest = integrationTest({ root: true, commands: ['nft', 'ip', 'nsenter'] });
+
+kernelTest('mode probe: the real nft accepts it and nothing is left behind', async (t) => {
+  const ns = await createNetns();
+  t.teardown(() => deleteNetns(ns));
+  const exec = createCommandRunner(['nsenter', ...nsenterArgs(ns)]);
+  t.deepEqual(await nftablesSupported(exec), { ok: true });
+  t.is((await exec(['nft', 'list', 'ruleset'])).stdout.trim(), '');
+  // The probe names the live table nowhere: a table keelson already has is not consulted.
+  t.is(await chooseMode('', exec, recordingLogger().logger), 'nftables');
+});
+
+kernelTest('nftables consistency check on the real nft: passes on its own table, finds a deleted or rewritten one', async (t) => {
+  const ns = await createNetns();
+  t.teardown(() => deleteNetns(ns));
+  const exec = createCommandRunner(['nsenter', ...nsenterArgs(ns)]);
+  const backend = createNftablesBackend({ exec, logger: recordingLogger().logger, config: testConfig(), nodeIPs: [NODE_IP] });
+  const { state, result } = buildState(services, slices);
+  await backend.sync({ state: result.state, changed: result.changed, full: true });
+  const r = state.build();
+  t.deepEqual(await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true }), { rules: (await backend.sync({ state: r.state, changed: new Set(), full: false })).rules });
+  // Someone loads an older copy of the table (another generation).
+  t.is((await exec(['nft', 'flush', 'set', 'ip6', 'keelson-proxy', 'generation'])).code, 0);
+  t.is((await exec(['nft', 'add', 'element', 'ip6', 'keelson-proxy', 'generation', '{ 7 }'])).code, 0);
+  t.regex((await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true })).drift ?? '', /^ip6 table keelson-proxy: generation \d+ expected, found 0x00000007/);
+  await backend.sync({ state: r.state, changed: r.changed, full: true });
+  t.is((await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true })).drift, undefined, 'repaired');
+  t.is((await exec(['nft', 'delete', 'table', 'ip', 'keelson-proxy'])).code, 0);
+  t.regex((await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true })).drift ?? '', /^ip table keelson-proxy or its generation set is missing/);
+  await backend.sync({ state: r.state, changed: r.changed, full: true });
+  t.is((await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true })).drift, undefined, 'rebuilt');
 });

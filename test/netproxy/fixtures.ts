@@ -43,6 +43,7 @@ export function slice(svc: string, eps: Ep[], ports: { name?: string; port: numb
   };
 }
 
+const lb = (ip: string): Partial<Service> => ({ status: { loadBalancer: { ingress: [{ ip }] } } });
 const LOCAL1 = { ip: '10.244.1.2', node: NODE };
 const REMOTE1 = { ip: '10.244.2.2', node: 'node-b' };
 
@@ -64,6 +65,15 @@ export const services: Service[] = [
   service('lb-local', '10.96.0.15', [{ port: 80, nodePort: 30083 }], { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32000 }, { status: { loadBalancer: { ingress: [{ ip: '192.168.1.201' }] } } }),
   service('np-local-none', '10.96.0.16', [{ port: 80, nodePort: 30084 }], { type: 'NodePort', externalTrafficPolicy: 'Local' }),
   service('multi', '10.96.0.17', [{ name: 'http', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }]),
+  // loadBalancerSourceRanges
+  service('lb-ranges', '10.96.1.1', [{ port: 80, nodePort: 30090 }], { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.1.0/30', '172.16.0.0/12'] }, lb('192.168.1.210')),
+  service('lb-ranges-v6only', '10.96.1.2', [{ port: 80, nodePort: 30091 }], { type: 'LoadBalancer', loadBalancerSourceRanges: ['fd99::/64'] }, lb('192.168.1.211')),
+  service('lb-ranges-node', '10.96.1.3', [{ port: 80 }], { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, loadBalancerSourceRanges: ['192.168.1.0/24'] }, lb('192.168.1.212')),
+  // externalTrafficPolicy: Local short-circuit
+  service('ext-local', '10.96.1.4', [{ port: 80 }], { externalIPs: ['192.168.1.120'], externalTrafficPolicy: 'Local' }),
+  service('sticky-local', '10.96.1.5', [{ port: 80, nodePort: 30092 }], { type: 'NodePort', externalTrafficPolicy: 'Local', sessionAffinity: 'ClientIP' }),
+  service('both-local', '10.96.1.6', [{ port: 80, nodePort: 30093 }], { type: 'NodePort', externalTrafficPolicy: 'Local', internalTrafficPolicy: 'Local' }),
+  service('both-local-ep', '10.96.1.7', [{ port: 80, nodePort: 30094 }], { type: 'NodePort', externalTrafficPolicy: 'Local', internalTrafficPolicy: 'Local' }),
 ];
 
 const p80 = [{ port: 8080 }];
@@ -85,6 +95,13 @@ export const slices: EndpointSlice[] = [
   slice('lb-local', [{ ip: '10.244.1.8', node: NODE }, { ip: '10.244.2.8', node: 'node-b' }], p80),
   slice('np-local-none', [REMOTE1], p80),
   slice('multi', [LOCAL1], [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }]),
+  slice('lb-ranges', [LOCAL1, REMOTE1], p80),
+  slice('lb-ranges-v6only', [LOCAL1], p80),
+  slice('lb-ranges-node', [LOCAL1], p80),
+  slice('ext-local', [{ ip: '10.244.1.9', node: NODE }, { ip: '10.244.2.9', node: 'node-b' }], p80),
+  slice('sticky-local', [{ ip: '10.244.2.10', node: 'node-b' }], p80),
+  slice('both-local', [{ ip: '10.244.2.11', node: 'node-b' }], p80),
+  slice('both-local-ep', [{ ip: '10.244.1.12', node: NODE }, { ip: '10.244.2.12', node: 'node-b' }], p80),
 ];
 
 export interface FlowCase {
@@ -110,6 +127,8 @@ export const flowCases: FlowCase[] = [
   { name: 'NodePort ETP Cluster: all endpoints, masquerade', pkt: tcp(CLIENT, NODE_IP, 30080), expect: { endpoints: both, masquerade: true, verdict: 'accept' } },
   { name: 'NodePort from the node itself', pkt: tcp(NODE_IP, NODE_IP, 30080, true), expect: { endpoints: both, masquerade: true, verdict: 'accept' } },
   { name: 'NodePort on a non-node address is not touched', pkt: tcp(CLIENT, '192.168.1.55', 30080), expect: { endpoints: [], verdict: 'accept' } },
+  // No NodePorts on localhost (upstream's nftables mode); iptables mode differs: localhostNodePorts.
+  { name: 'NodePort on 127.0.0.1 from the node is not touched', pkt: tcp('127.0.0.1', '127.0.0.1', 30080, true), expect: { endpoints: [], verdict: 'accept' } },
   { name: 'NodePort ETP Local: local endpoint only, no masquerade', pkt: tcp(CLIENT, NODE_IP, 30081), expect: { endpoints: ['10.244.1.4:8080'], masquerade: false, verdict: 'accept' } },
   { name: 'ClusterIP of an ETP Local service: all endpoints', pkt: tcp(POD, '10.96.0.4', 80), expect: { endpoints: ['10.244.1.4:8080', '10.244.2.4:8080'], masquerade: false, verdict: 'accept' } },
   { name: 'NodePort ETP Local without local endpoints: drop', pkt: tcp(CLIENT, NODE_IP, 30084), expect: { endpoints: [], verdict: 'drop' } },
@@ -126,4 +145,34 @@ export const flowCases: FlowCase[] = [
   { name: 'dual stack IPv6', pkt: tcp('fd00:244::50', 'fd00::12', 80), expect: { endpoints: ['[fd00:244::2]:8080'], masquerade: false, verdict: 'accept' } },
   { name: 'ClientIP affinity: first connection may reach any endpoint', pkt: tcp(POD, '10.96.0.13', 80), expect: { endpoints: both, masquerade: false, verdict: 'accept' } },
   { name: 'topology hints: same-zone endpoint only', pkt: tcp(POD, '10.96.0.14', 80), expect: { endpoints: ['10.244.1.7:8080'], masquerade: false, verdict: 'accept' } },
+  // loadBalancerSourceRanges: traffic to the LoadBalancer IP from outside the ranges is dropped
+  // (before DNAT); the ClusterIP and the NodePort of the same Service stay open.
+  { name: 'LB IP from inside the source ranges', pkt: tcp(CLIENT, '192.168.1.210', 80), expect: { endpoints: both, masquerade: true, verdict: 'accept' } },
+  { name: 'LB IP from the second source range', pkt: tcp('172.20.0.5', '192.168.1.210', 80), expect: { endpoints: both, masquerade: true, verdict: 'accept' } },
+  { name: 'LB IP from outside the source ranges: drop', pkt: tcp('192.168.1.77', '192.168.1.210', 80), expect: { endpoints: [], verdict: 'drop' } },
+  { name: 'LB IP from a pod outside the source ranges: drop', pkt: tcp(POD, '192.168.1.210', 80), expect: { endpoints: [], verdict: 'drop' } },
+  { name: 'LB IP from the node, outside the source ranges: drop', pkt: tcp(NODE_IP, '192.168.1.210', 80, true), expect: { endpoints: [], verdict: 'drop' } },
+  { name: 'source ranges: other port of the LB IP is not touched', pkt: tcp('192.168.1.77', '192.168.1.210', 81), expect: { endpoints: [], verdict: 'accept' } },
+  { name: 'source ranges: the ClusterIP stays open', pkt: tcp('192.168.1.77', '10.96.1.1', 80), expect: { endpoints: both, masquerade: true, verdict: 'accept' } },
+  { name: 'source ranges: the NodePort stays open', pkt: tcp('192.168.1.77', NODE_IP, 30090), expect: { endpoints: both, masquerade: true, verdict: 'accept' } },
+  { name: 'source ranges of the other family only: LB IP open', pkt: tcp('192.168.1.77', '192.168.1.211', 80), expect: { endpoints: ['10.244.1.2:8080'], masquerade: true, verdict: 'accept' } },
+  { name: 'node inside the ranges: LB IP as source (LB hairpin) allowed', pkt: tcp('192.168.1.212', '192.168.1.212', 80), expect: { endpoints: ['10.244.1.2:8080'], masquerade: true, verdict: 'accept' } },
+  { name: 'node inside the ranges: others outside still dropped', pkt: tcp('10.1.1.1', '192.168.1.212', 80), expect: { endpoints: [], verdict: 'drop' } },
+  // externalTrafficPolicy: Local short-circuit: pods and the node itself reaching an external
+  // frontend are cluster traffic and may reach every endpoint; only outside traffic is limited.
+  { name: 'ETP Local LB IP from a pod: every endpoint, no masquerade', pkt: tcp(POD, '192.168.1.201', 80), expect: { endpoints: ['10.244.1.8:8080', '10.244.2.8:8080'], masquerade: false, verdict: 'accept' } },
+  { name: 'ETP Local LB IP from the node: every endpoint, masquerade', pkt: tcp(NODE_IP, '192.168.1.201', 80, true), expect: { endpoints: ['10.244.1.8:8080', '10.244.2.8:8080'], masquerade: true, verdict: 'accept' } },
+  { name: 'ETP Local NodePort from a pod: every endpoint', pkt: tcp(POD, NODE_IP, 30083), expect: { endpoints: ['10.244.1.8:8080', '10.244.2.8:8080'], masquerade: false, verdict: 'accept' } },
+  { name: 'ETP Local NodePort from the node: every endpoint, masquerade', pkt: tcp(NODE_IP, NODE_IP, 30081, true), expect: { endpoints: ['10.244.1.4:8080', '10.244.2.4:8080'], masquerade: true, verdict: 'accept' } },
+  { name: 'ETP Local externalIP from a pod: every endpoint', pkt: tcp(POD, '192.168.1.120', 80), expect: { endpoints: ['10.244.1.9:8080', '10.244.2.9:8080'], masquerade: false, verdict: 'accept' } },
+  { name: 'ETP Local externalIP from outside: local endpoint only', pkt: tcp(CLIENT, '192.168.1.120', 80), expect: { endpoints: ['10.244.1.9:8080'], masquerade: false, verdict: 'accept' } },
+  { name: 'ETP Local without local endpoints, from a pod: the remote endpoint', pkt: tcp(POD, NODE_IP, 30084), expect: { endpoints: ['10.244.2.2:8080'], masquerade: false, verdict: 'accept' } },
+  { name: 'ETP Local without local endpoints, from the node: the remote endpoint, masquerade', pkt: tcp(NODE_IP, NODE_IP, 30084, true), expect: { endpoints: ['10.244.2.2:8080'], masquerade: true, verdict: 'accept' } },
+  { name: 'ETP Local with affinity, from a pod: the remote endpoint', pkt: tcp(POD, NODE_IP, 30092), expect: { endpoints: ['10.244.2.10:8080'], masquerade: false, verdict: 'accept' } },
+  { name: 'ETP Local with affinity, from outside: drop', pkt: tcp(CLIENT, NODE_IP, 30092), expect: { endpoints: [], verdict: 'drop' } },
+  { name: 'ETP and ITP Local: no short-circuit for pods', pkt: tcp(POD, NODE_IP, 30093), expect: { endpoints: [], verdict: 'drop' } },
+  // With both policies Local, pod and node traffic stays on the local endpoints (internal policy).
+  { name: 'ETP and ITP Local, local endpoint, from a pod: local only', pkt: tcp(POD, NODE_IP, 30094), expect: { endpoints: ['10.244.1.12:8080'], masquerade: false, verdict: 'accept' } },
+  { name: 'ETP and ITP Local, local endpoint, from the node: local only, masquerade', pkt: tcp(NODE_IP, NODE_IP, 30094, true), expect: { endpoints: ['10.244.1.12:8080'], masquerade: true, verdict: 'accept' } },
+  { name: 'ETP and ITP Local, local endpoint, from outside: local only', pkt: tcp(CLIENT, NODE_IP, 30094), expect: { endpoints: ['10.244.1.12:8080'], masquerade: false, verdict: 'accept' } },
 ];

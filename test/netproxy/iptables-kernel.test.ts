@@ -159,6 +159,11 @@ for (const variant of ['nft', 'legacy'] as const) {
     t.deepEqual([...new Set(await probe(lab, 'tcp', '192.168.1.10', 30081, 20))], ['pod1']);
   });
 
+  itest.serial(`iptables-${variant} kernel: NodePorts answer on 127.0.0.1 for the node itself (localhostNodePorts)`, async (t) => {
+    t.is((await inNode('sysctl', ['-n', 'net.ipv4.conf.all.route_localnet'])).stdout.trim(), '1');
+    t.deepEqual([...new Set(await probe(lab, 'tcp', '127.0.0.1', 30080, 20, lab.node))].sort(), ['pod1', 'pod2']);
+  });
+
   itest.serial(`iptables-${variant} kernel: ClientIP affinity sticks`, async (t) => {
     const answers = await probe(lab, 'tcp', '10.96.0.3', 80, 15);
     t.is(new Set(answers).size, 1, answers.join());

@@ -7,7 +7,7 @@ import type { Family } from '../../netproxy/iptables/render';
 import { CLIENT, NODE_IP, NODE_IP6, flowCases, service, services, slice, slices } from './fixtures';
 import { buildState, recordingLogger, testConfig } from './helpers';
 import { createIptablesTracer } from './tracer/iptables';
-import { summarize } from './tracer/packet';
+import { summarize, type FlowResult } from './tracer/packet';
 
 const nodeIPs = [NODE_IP, NODE_IP6];
 const FAMILIES: Family[] = [4, 6];
@@ -20,12 +20,47 @@ function fullRuleset(svcs = services, sls = slices, config = testConfig()) {
   return { state, planner, plan: p, inputs: p.families.map((f) => ({ family: f.family, text: f.text })) };
 }
 
+/** Cases of the shared flow table where iptables mode's answer differs, and why. */
+const IPTABLES_DIFFERENCES: Record<string, { expect: FlowResult; why: string }> = {
+  'NodePort on 127.0.0.1 from the node is not touched': {
+    expect: { endpoints: ['10.244.1.2:8080', '10.244.2.2:8080'], masquerade: true, verdict: 'accept' },
+    why: 'iptables.localhostNodePorts (default true, as kube-proxy): NodePorts answer on 127.0.0.1 with route_localnet, masqueraded',
+  },
+};
+
 for (const c of flowCases) {
-  test(`iptables flow: ${c.name}`, (t) => {
+  const diff = IPTABLES_DIFFERENCES[c.name];
+  test(`iptables flow: ${c.name}${diff ? ' (differs: ' + diff.why + ')' : ''}`, (t) => {
     const tracer = createIptablesTracer(fullRuleset().inputs, { nodeIPs });
-    t.deepEqual(summarize(tracer.trace(c.pkt)), c.expect);
+    t.deepEqual(summarize(tracer.trace(c.pkt)), diff ? diff.expect : c.expect);
   });
 }
+
+test('iptables flow: the documented differences are real differences from the shared table', (t) => {
+  for (const [name, d] of Object.entries(IPTABLES_DIFFERENCES)) {
+    const shared = flowCases.find((c) => c.name === name);
+    t.truthy(shared, `no shared case named ${name}`);
+    t.notDeepEqual(shared!.expect, d.expect, name);
+  }
+});
+
+test('iptables flow: localhost NodePorts: only the node may use them; off with localhostNodePorts false or for IPv6', (t) => {
+  const onLocalhost = { src: '127.0.0.1', dst: '127.0.0.1', port: 30080, proto: 'tcp' as const };
+  const on = createIptablesTracer(fullRuleset().inputs, { nodeIPs });
+  // ETP Local: the node's own connection is short-circuited to every endpoint, masqueraded.
+  t.deepEqual(summarize(on.trace({ ...onLocalhost, port: 30081, fromNode: true })), { endpoints: ['10.244.1.4:8080', '10.244.2.4:8080'], masquerade: true, verdict: 'accept' });
+  // route_localnet lets such packets in from the network: they are not NodePort traffic, and dropped.
+  t.deepEqual(summarize(on.trace({ ...onLocalhost, src: CLIENT })), { endpoints: [], verdict: 'drop' });
+  t.deepEqual(summarize(on.trace({ src: 'fd01::10', dst: '::1', port: 30080, proto: 'tcp', fromNode: true })), { endpoints: [], verdict: 'accept' });
+  const off = createIptablesTracer(fullRuleset(services, slices, testConfig({ iptables: { localhostNodePorts: false } })).inputs, { nodeIPs });
+  t.deepEqual(summarize(off.trace({ ...onLocalhost, fromNode: true })), { endpoints: [], verdict: 'accept' });
+  t.deepEqual(summarize(off.trace({ ...onLocalhost, src: CLIENT })), { endpoints: [], verdict: 'accept' });
+  // With nodePortAddresses, only when they include 127.0.0.1.
+  const only = (cidrs: string[]) => createIptablesTracer(fullRuleset(services, slices, testConfig({ nodePortAddresses: cidrs })).inputs, { nodeIPs });
+  t.deepEqual(summarize(only([`${NODE_IP}/32`]).trace({ ...onLocalhost, fromNode: true })).endpoints, []);
+  t.deepEqual(summarize(only([`${NODE_IP}/32`, '127.0.0.0/8']).trace({ ...onLocalhost, fromNode: true })).endpoints, ['10.244.1.2:8080', '10.244.2.2:8080']);
+  t.deepEqual(summarize(only([`${NODE_IP}/32`, '127.0.0.0/8']).trace({ src: CLIENT, dst: NODE_IP, port: 30080, proto: 'tcp' })).endpoints, ['10.244.1.2:8080', '10.244.2.2:8080']);
+});
 
 test('iptables: chain names are the ones kube-proxy computes', (t) => {
   // Values from kube-proxy's own tests for ns1/svc1:p80 and endpoint 10.180.0.1:80.
@@ -64,15 +99,6 @@ test('iptables flow: ClientIP affinity sticks to the endpoint chosen first (-m r
   const again = summarize(tracer.trace(pkt));
   t.is(again.endpoints.length, 1);
   t.true(['10.244.1.2:8080', '10.244.2.2:8080'].includes(again.endpoints[0]!));
-});
-
-test('iptables flow: ETP Local short-circuits traffic from the node itself to every endpoint, masqueraded', (t) => {
-  const tracer = createIptablesTracer(fullRuleset().inputs, { nodeIPs });
-  t.deepEqual(summarize(tracer.trace({ src: NODE_IP, dst: NODE_IP, port: 30081, proto: 'tcp', fromNode: true })), {
-    endpoints: ['10.244.1.4:8080', '10.244.2.4:8080'],
-    masquerade: true,
-    verdict: 'accept',
-  });
 });
 
 test('iptables flow: loadBalancerSourceRanges admit listed sources and drop the rest (KUBE-FW, KUBE-PROXY-FIREWALL)', (t) => {
@@ -160,8 +186,11 @@ test('iptables: deleting every Service leaves only the static chains', (t) => {
   const tracer = createIptablesTracer([...inputs, ...p.families.filter((f) => f.text)], { nodeIPs });
   for (const f of FAMILIES) {
     t.deepEqual([...tracer.tables(f).get('nat')!.keys()].filter((c) => c.startsWith('KUBE-')).sort(), ['KUBE-MARK-MASQ', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-PROXY-CANARY', 'KUBE-SERVICES']);
-    t.is(tracer.tables(f).get('nat')!.get('KUBE-SERVICES')!.length, 1, 'only the NodePort hand-off is left');
-    for (const c of ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL']) t.is(tracer.tables(f).get('filter')!.get(c)!.length, 0, c);
+    // IPv4 also keeps the localhost NodePort hand-off and its martian block (localhostNodePorts).
+    t.is(tracer.tables(f).get('nat')!.get('KUBE-SERVICES')!.length, f === 4 ? 2 : 1, 'only the NodePort hand-offs are left');
+    for (const c of ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL']) {
+      t.is(tracer.tables(f).get('filter')!.get(c)!.length, c === 'KUBE-EXTERNAL-SERVICES' && f === 4 ? 1 : 0, c);
+    }
   }
   t.is(p.rules, createIptablesPlanner({ config: testConfig(), nodeIPs }).plan({ state: { services: new Map() }, changed: [], full: true }, FAMILIES).rules);
 });
@@ -251,6 +280,21 @@ test('iptables backend: after a failed partial restore (chains removed under it)
   await backend.sync({ state: r.state, changed: new Set(), full: false });
   t.true(backend.lastSyncWasFull());
   t.true(host.restores().slice(before + 1).some((c) => c.input!.includes('*mangle')), 'a full restore');
+});
+
+test('iptables backend: route_localnet is enabled once for localhost NodePorts, and not when they are off', async (t) => {
+  const sysctls = (h: ReturnType<typeof fakeHost>) => h.calls.filter((c) => c.argv[0] === 'sysctl').map((c) => c.argv.join(' '));
+  const host = fakeHost();
+  const { backend, state, result, lines } = backendFixture(host, 'nft');
+  await backend.sync({ state: result.state, changed: result.changed, full: true });
+  const r = state.build();
+  await backend.sync({ state: r.state, changed: r.changed, full: false, verify: true });
+  t.deepEqual(sysctls(host), ['sysctl -w net.ipv4.conf.all.route_localnet=1']);
+  t.true(lines.some((l) => String(l.msg).includes('route_localnet') && l.level === 40), 'the fake host refuses: warned, sync goes on');
+  const off = fakeHost();
+  const b2 = createIptablesBackend({ exec: off.exec, logger: recordingLogger().logger, config: testConfig({ iptables: { localhostNodePorts: false } }), nodeIPs }, { variant: 'nft' });
+  await b2.sync({ state: result.state, changed: result.changed, full: true });
+  t.deepEqual(sysctls(off), []);
 });
 
 test('iptables backend: a failed full restore is reported and the next sync is full again', async (t) => {

@@ -47,6 +47,62 @@ const IPVS_DIFFERENCES: Record<string, { expect: FlowResult; why: string }> = {
     expect: { endpoints: [], verdict: 'reject' },
     why: 'same: the ClusterIP virtual server has no real server, IPVS answers port-unreachable',
   },
+  'source ranges: other port of the LB IP is not touched': {
+    expect: { endpoints: [], verdict: 'reject' },
+    why: 'the LoadBalancer IP is local on kube-ipvs0 too: KUBE-IPVS-FILTER rejects ports no Service uses',
+  },
+  'LB IP from the node, outside the source ranges: drop': {
+    expect: { endpoints: ['10.244.1.2:8080', '10.244.2.2:8080'], masquerade: true, verdict: 'accept' },
+    why: 'from the node the kernel picks the LB IP (local on kube-ipvs0) as source, and KUBE-IPVS-OUT-FILTER drops that (-s LB-IP -m ipvs); KUBE-PROXY-FIREWALL is on INPUT/FORWARD only, so a node connection bound to the node IP, as this case sends, is not filtered',
+  },
+  // externalTrafficPolicy: Local in ipvs mode: one virtual server per external frontend with the
+  // local real servers only. IPVS cannot tell pods and the node from outside clients, so upstream's
+  // ipvs mode has no short-circuit: everyone gets the local endpoints (or, with none, the
+  // port-unreachable of an empty virtual server).
+  'ETP Local LB IP from a pod: every endpoint, no masquerade': {
+    expect: { endpoints: ['10.244.1.8:8080'], masquerade: false, verdict: 'accept' },
+    why: 'no ETP Local short-circuit in ipvs mode: the LB IP virtual server holds the local endpoint only',
+  },
+  'ETP Local LB IP from the node: every endpoint, masquerade': {
+    expect: { endpoints: ['10.244.1.8:8080'], masquerade: false, verdict: 'accept' },
+    why: 'no short-circuit; the node reaches its local endpoint directly, KUBE-LOAD-BALANCER-LOCAL keeps the source',
+  },
+  'ETP Local NodePort from a pod: every endpoint': {
+    expect: { endpoints: ['10.244.1.8:8080'], masquerade: false, verdict: 'accept' },
+    why: 'no short-circuit: the NodePort virtual server holds the local endpoint only',
+  },
+  'ETP Local NodePort from the node: every endpoint, masquerade': {
+    expect: { endpoints: ['10.244.1.4:8080'], masquerade: false, verdict: 'accept' },
+    why: 'no short-circuit; the node reaches its local endpoint directly (KUBE-NODE-PORT-LOCAL-TCP: no masquerade)',
+  },
+  'ETP Local externalIP from a pod: every endpoint': {
+    expect: { endpoints: ['10.244.1.9:8080'], masquerade: false, verdict: 'accept' },
+    why: 'no short-circuit: the externalIP virtual server holds the local endpoint only',
+  },
+  'ETP Local without local endpoints, from a pod: the remote endpoint': {
+    expect: { endpoints: [], verdict: 'reject' },
+    why: 'no short-circuit, and a virtual server without real servers answers port-unreachable',
+  },
+  'ETP Local without local endpoints, from the node: the remote endpoint, masquerade': {
+    expect: { endpoints: [], verdict: 'reject' },
+    why: 'same, for the node',
+  },
+  'ETP Local with affinity, from a pod: the remote endpoint': {
+    expect: { endpoints: [], verdict: 'reject' },
+    why: 'same, with persistence',
+  },
+  'ETP Local with affinity, from outside: drop': {
+    expect: { endpoints: [], verdict: 'reject' },
+    why: 'a virtual server with no real server cannot drop: IPVS answers port-unreachable',
+  },
+  'ETP and ITP Local, local endpoint, from the node: local only, masquerade': {
+    expect: { endpoints: ['10.244.1.12:8080'], masquerade: false, verdict: 'accept' },
+    why: 'KUBE-NODE-PORT-LOCAL-TCP returns before the masquerade mark, whatever the source (as upstream ipvs mode)',
+  },
+  'ETP and ITP Local: no short-circuit for pods': {
+    expect: { endpoints: [], verdict: 'reject' },
+    why: 'same: the NodePort virtual server has no local real server',
+  },
 };
 
 async function synced(config: ProxyConfig = testConfig(), svcs: Service[] = services) {
@@ -118,10 +174,10 @@ test('ipvs: virtual servers per frontend, addresses on kube-ipvs0, ipsets as kub
   t.true(set('KUBE-CLUSTER-IP').includes('10.96.0.1,tcp:80'));
   t.true(set('KUBE-CLUSTER-IP').includes('10.96.0.11,sctp:9999'));
   t.deepEqual(set('KUBE-EXTERNAL-IP'), ['192.168.1.100,tcp:80']);
-  t.deepEqual(set('KUBE-LOAD-BALANCER'), ['192.168.1.200,tcp:80', '192.168.1.201,tcp:80']);
+  t.deepEqual(set('KUBE-LOAD-BALANCER'), ['192.168.1.200,tcp:80', '192.168.1.201,tcp:80', '192.168.1.210,tcp:80', '192.168.1.211,tcp:80', '192.168.1.212,tcp:80']);
   t.deepEqual(set('KUBE-LOAD-BALANCER-LOCAL'), ['192.168.1.201,tcp:80']);
-  t.deepEqual(set('KUBE-NODE-PORT-TCP'), ['30080', '30081', '30082', '30083', '30084']);
-  t.deepEqual(set('KUBE-NODE-PORT-LOCAL-TCP'), ['30081', '30083', '30084']);
+  t.deepEqual(set('KUBE-NODE-PORT-TCP'), ['30080', '30081', '30082', '30083', '30084', '30090', '30091', '30092', '30093', '30094']);
+  t.deepEqual(set('KUBE-NODE-PORT-LOCAL-TCP'), ['30081', '30083', '30084', '30092', '30093', '30094']);
   t.deepEqual(set('KUBE-HEALTH-CHECK-NODE-PORT'), ['32000']);
   t.true(set('KUBE-LOOP-BACK').includes('10.244.1.2,tcp:8080,10.244.1.2'));
   t.deepEqual(set('KUBE-6-CLUSTER-IP'), ['fd00::12,tcp:80']);

@@ -133,6 +133,7 @@ itest.afterEach.always((t) => {
 });
 
 itest.after.always(async () => {
+  if (process.env.KT_DEBUG === 'all') for (const l of logLines) console.log(JSON.stringify(l));
   await Promise.race([stopInstance(current), new Promise((r) => setTimeout(r, 10_000).unref())]);
   await node?.stop();
   await api?.stop();
@@ -312,6 +313,7 @@ itest.serial('apiserver outage across a keelson restart: pods keep running, are 
   const crashyUid = apiPod('crashy')!.metadata!.uid!;
   const webRestarts = apiPod('web')!.status!.containerStatuses![0].restartCount;
 
+  const restartStart = logLines.length;
   await stopInstance(current);
   current = undefined;
   const outage = api!.faults.restart({ downMs: 9000 });
@@ -321,7 +323,13 @@ itest.serial('apiserver outage across a keelson restart: pods keep running, are 
   // the checkpointed pods run again without a restart; a container that dies is restarted offline
   const crashyContainer = (await runtimeContainers(crashyUid)).find((c) => c.state === 'CONTAINER_RUNNING')!;
   await current!.cri.stopContainer({ container_id: crashyContainer.id, timeout: 0 });
-  await waitFor('crashy restarted offline', () => current!.kubelet.pods().find((p) => p.uid === crashyUid)?.containers[0].restartCount === 1 && current!.kubelet.pods().find((p) => p.uid === crashyUid)?.containers[0].state === 'running');
+  await waitFor('crashy restarted offline', () => current!.kubelet.pods().find((p) => p.uid === crashyUid)?.containers[0].restartCount === 1 && current!.kubelet.pods().find((p) => p.uid === crashyUid)?.containers[0].state === 'running')
+    .catch(async (err: Error) => {
+      // what the kubelet reports, what the runtime holds, and what was logged about crashy (and warnings) since the restart
+      const runtime = (await runtimeContainers(crashyUid)).map((c) => ({ id: c.id.slice(0, 12), state: c.state, restartCount: c.annotations['io.kubernetes.container.restartCount'] }));
+      const logged = logLines.slice(restartStart).filter((l) => l.pod === 'default/crashy' || (l.level as number) >= 40);
+      throw new Error(`${err.message}; status: ${JSON.stringify(current!.kubelet.pods().find((p) => p.uid === crashyUid))}; runtime: ${JSON.stringify(runtime)}; log: ${JSON.stringify(logged)}`);
+    });
   await outage;
   await waitFor('crashy restart reported after the link returned', () => apiPod('crashy')?.status?.containerStatuses?.[0].restartCount === 1 && running('crashy'), 20_000);
   t.is(current!.kubelet.health().details?.apiserverPods, 'live');

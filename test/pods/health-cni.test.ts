@@ -62,3 +62,11 @@ test('an existing CNI config is never overwritten or shadowed; no pod CIDR or a 
   t.is(await ensureCniConfig({ podCIDR: '10.244.3.0/24', runtime: uninitialized(), logger, confDir }), 'exists');
   t.deepEqual(await readdir(confDir), ['05-flannel.conflist']);
 });
+
+test('without a configured folder, the one the runtime reports is used', async (t) => {
+  const confDir = await tempDir(t);
+  const runtime = uninitialized();
+  runtime.runtimeStatus = { ...runtime.runtimeStatus, cniConfDir: confDir };
+  t.is(await ensureCniConfig({ podCIDR: '10.244.7.0/24', runtime, logger: pino({ level: 'silent' }) }), 'written');
+  t.deepEqual(await readdir(confDir), [KEELSON_CNI_FILE]);
+});

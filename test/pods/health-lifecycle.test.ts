@@ -18,6 +18,7 @@ import pino from 'pino';
 import { createCriClient, type CriClient } from '../../cri/client';
 import { createCriRuntime } from '../../agent/pods/cri-runtime';
 import { ensureCniConfig, KEELSON_CNI_FILE, renderBridgeConflist } from '../../agent/pods/cni-config';
+import { runtimeImageFsUsage } from '../../agent/pods/gc';
 import { startContainerd, type ContainerdNode } from '../harness/containerd';
 import { BUSYBOX_BINARY, BUSYBOX_IMAGE, buildOciArchive, PAUSE_IMAGE } from '../harness/images';
 import { addAddress, createNetns, deleteNetns, netnsPath } from '../harness/netns';
@@ -50,7 +51,10 @@ async function waitFor<T>(what: string, fn: () => T | undefined | false | Promis
   for (;;) {
     const value = await fn();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const state = runner ? `kubelet ${runner.exitCode === null && runner.signalCode === null ? 'running' : `exited (${runner.exitCode ?? runner.signalCode})`}` : 'no kubelet';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${state}; last log: ${JSON.stringify(logs.slice(-3))}`);
+    }
     await sleep(100);
   }
 }
@@ -123,8 +127,8 @@ itest.before(async () => {
     kubelet: {
       staticPodPath: manifests, podLogsDir: node.podLogDir, rootDir: path.join(node.dir, 'keelson'), nodeName: NODE, nodeIP: NODE_IP,
       backoff: { initialMs: 500, maxMs: 1000 }, fileCheckFrequencyMs: 2000, containerGCPeriodMs: 1000, imageGC: { periodMs: 1000, minAgeMs: 0 },
-      // a config exists (written above): the kubelet must leave it alone
-      podCIDR: '10.88.10.0/24', cniConfDir: confDir,
+      // a config exists (written above) in the folder containerd reports: the kubelet must find it and leave it alone
+      podCIDR: '10.88.10.0/24',
     },
   };
   runner = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', process.execPath, path.join(__dirname, 'health-node.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -172,7 +176,7 @@ itest.serial('the node pod network comes from the bridge config keelson wrote fo
   const text = await readFile(path.join(confDir, KEELSON_CNI_FILE), 'utf8');
   t.is(text, renderBridgeConflist({ podCIDR: POD_CIDR, bridge: 'kbr0', ipamDataDir: path.join(node!.dir, 'cni', 'ipam-keelson') }));
   // the kubelet (podCIDR 10.88.10.0/24 in its config) found it and did not overwrite it
-  t.true(logs.some((l) => l.msg === 'CNI config present; not writing one'));
+  t.true(logs.some((l) => l.msg === 'CNI config present; not writing one' && l.confDir === confDir));
   await put('net', {}, { command: ['sleep', '3600'] });
   const status = await waitFor('net running', () => latest('net')?.status.phase === 'Running' && latest('net'));
   t.regex(status.status.podIP ?? '', /^10\.88\.9\.\d+$/);
@@ -300,6 +304,10 @@ itest('garbage collection: a crash-looping pod keeps one dead container; an unus
   const { containers } = await cri.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': uid } } });
   t.true(containers.length <= 2, `${containers.length} containers`);
   t.true(containers.filter((c) => c.state === 'CONTAINER_EXITED').length <= 2);
+
+  // the default usage reader (CRI ImageFsInfo mount point + statfs) works against this containerd
+  const real = await runtimeImageFsUsage(createCriRuntime(cri))();
+  t.true((real?.capacityBytes ?? 0) > 0 && real!.availableBytes <= real!.capacityBytes, JSON.stringify(real));
 
   await importExtraImage();
   t.true((await imageTags()).includes(EXTRA_IMAGE));

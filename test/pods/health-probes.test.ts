@@ -3,8 +3,11 @@
  * failure threshold 3), thresholds, readiness feeding `ready`, liveness failures restarting the
  * container, the startup probe gating the others, hooks, and a bad probe spec reported in status.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Pod } from 'kubernetes-types/core/v1';
+import { registerEventSink } from '../../agent/pods/events';
 import type { ExecResult } from '../../agent/pods/runtime';
 import { flush, IMAGE, makePod, running, setup, type Env } from './health-helpers';
 
@@ -59,6 +62,9 @@ test('liveness: 3 failures kill the container (grace period), it restarts with r
   t.teardown(() => env.kubelet.stop());
   const probe = programmable(env);
   const pod = makePod('live', { terminationGracePeriodSeconds: 7 }, [{ name: 'app', image: IMAGE, livenessProbe: exec('live', { periodSeconds: 2 }) }]);
+  const events: { reason: string; message: string; fieldPath?: string }[] = [];
+  const sink = { owns: (uid: string) => uid === pod.metadata!.uid, record: (_p: Pod, _type: string, reason: string, message: string, o?: { fieldPath?: string }) => void events.push({ reason, message, fieldPath: o?.fieldPath }) };
+  t.teardown(registerEventSink(sink));
   env.source.set([pod]);
   await env.until(() => running(env.runtime).length === 1);
   const [first] = running(env.runtime);
@@ -74,6 +80,12 @@ test('liveness: 3 failures kill the container (grace period), it restarts with r
   t.is(status.restartCount, 1, JSON.stringify(statusOf(env, pod)));
   t.is(status.lastState?.terminated?.exitCode, 143);
   t.is(status.lastState?.terminated?.containerID, `fake://${first.id}`);
+  // Events: each failure is Unhealthy, the kill is Killing with the probe's message
+  const unhealthy = events.filter((e) => e.reason === 'Unhealthy');
+  t.true(unhealthy.length >= 3);
+  t.deepEqual(unhealthy[0], { reason: 'Unhealthy', message: 'Liveness probe failed: command "check live" exited with 1: bad', fieldPath: 'spec.containers{app}' });
+  t.like(events.find((e) => e.reason === 'Killing'), { message: 'Container app failed liveness probe, will be restarted' });
+  t.true(events.filter((e) => e.reason === 'Started').length >= 2);
   // the new instance starts from a clean slate: the probe passes again and it keeps running
   probe.codes.live = 0;
   const second = running(env.runtime)[0].id;
@@ -199,4 +211,40 @@ test('preStop runs before the stop signal and its time counts against the grace 
   const stops = env.runtime.calls.filter((x) => x.startsWith('execSync') || x.startsWith('stopContainer'));
   t.deepEqual(stops, [`execSync ${c.id} check prestop`, `stopContainer ${c.id} 7`]);
   t.deepEqual(order, ['exec prestop']);
+});
+
+test("a probe's own terminationGracePeriodSeconds replaces the pod's when it kills", async (t) => {
+  const env = await setup();
+  t.teardown(() => env.kubelet.stop());
+  const probe = programmable(env);
+  probe.codes.live = 1;
+  const pod = makePod('quick', { terminationGracePeriodSeconds: 30 }, [{ name: 'app', image: IMAGE, livenessProbe: exec('live', { periodSeconds: 1, failureThreshold: 1, terminationGracePeriodSeconds: 2 }) }]);
+  env.source.set([pod]);
+  await env.until(() => running(env.runtime).length === 1);
+  const [c] = running(env.runtime);
+  await env.until(() => env.runtime.calls.some((x) => x.startsWith(`stopContainer ${c.id}`)), 5000, 200);
+  t.true(env.runtime.calls.includes(`stopContainer ${c.id} 2`));
+});
+
+test('httpGet hooks: postStart and preStop GET their path from the node; a failing postStart is FailedPostStartHook', async (t) => {
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(req.url === '/broken' ? 500 : 200).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const env = await setup();
+  t.teardown(() => env.kubelet.stop());
+  const hook = (path: string) => ({ httpGet: { host: '127.0.0.1', port, path } });
+  const good = makePod('hooks', {}, [{ name: 'app', image: IMAGE, lifecycle: { postStart: hook('/started'), preStop: hook('/stopping') } }]);
+  const bad = makePod('badhook', {}, [{ name: 'app', image: IMAGE, lifecycle: { postStart: hook('/broken') } }]);
+  env.source.set([good, bad]);
+  await env.until(() => statusOf(env, good)?.phase === 'Running' && statusOf(env, bad)?.containerStatuses?.[0]?.state?.waiting !== undefined, 10_000, 100);
+  t.true(seen.includes('GET /started'));
+  t.regex(statusOf(env, bad).containerStatuses![0].state!.waiting!.reason!, /PostStartHookError|CrashLoopBackOff/);
+  env.source.set([bad]);
+  await env.until(() => seen.includes('GET /stopping'), 10_000, 100);
+  t.pass();
 });

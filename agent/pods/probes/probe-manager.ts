@@ -32,6 +32,8 @@ export interface PodProbes {
   health(containerId: string): ContainerHealth | undefined;
   /** Set when liveness or startup failed: the container must be killed (message for the log and event). */
   killReason(containerId: string): string | undefined;
+  /** The failed probe's terminationGracePeriodSeconds, when it sets one (it then replaces the pod's). */
+  killGracePeriod(containerId: string): number | undefined;
   /** Probes that cannot run (e.g. an unknown port name), by container name. */
   problems(): Map<string, string>;
   stop(): void;
@@ -55,6 +57,7 @@ interface Instance {
   ready: boolean;
   started: boolean;
   kill?: string;
+  killGrace?: number;
   workers: Worker[];
 }
 
@@ -110,11 +113,13 @@ export function createPodProbes(options: PodProbesOptions): PodProbes {
           onChange();
         } else if (!ok && !inst.started && !inst.kill) {
           inst.kill = `Container ${inst.name} failed startup probe`;
+          inst.killGrace = probe.terminationGracePeriodSeconds ?? undefined;
           done = true;
           onChange();
         }
       } else if (!ok && !inst.kill) {
         inst.kill = `Container ${inst.name} failed liveness probe`;
+        inst.killGrace = probe.terminationGracePeriodSeconds ?? undefined;
         done = true;
         onChange();
       }
@@ -189,6 +194,7 @@ export function createPodProbes(options: PodProbesOptions): PodProbes {
       return inst && { ready: inst.ready && inst.started && !inst.kill, started: inst.started };
     },
     killReason: (id) => instances.get(id)?.kill,
+    killGracePeriod: (id) => instances.get(id)?.killGrace,
     problems: () => problems,
     stop() {
       stopped = true;
