@@ -97,6 +97,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
       fileCheckFrequencyMs: config.kubelet.fileCheckFrequencyMs,
       clusterDNS: config.kubelet.clusterDNS,
       clusterDomain: config.kubelet.clusterDomain,
+      imageGC: { highThresholdPercent: config.kubelet.imageGCHighThresholdPercent, lowThresholdPercent: config.kubelet.imageGCLowThresholdPercent },
     };
     // cluster mode: the kubelet with the apiserver's pods is made below, once the client exists
     if (mode === 'standalone') {

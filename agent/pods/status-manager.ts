@@ -17,6 +17,8 @@ export interface ContainerStatusSnapshot {
   restartCount: number;
   containerID?: string;
   startedAt?: string;
+  /** The container's readiness (status.containerStatuses[].ready), when reported. */
+  ready?: boolean;
 }
 
 export interface PodStatusSnapshot {
@@ -73,7 +75,13 @@ function toSnapshot(pod: Pod, status: PodStatus): PodStatusSnapshot {
     ...(status.startTime ? { startTime: status.startTime } : {}),
     containers: (status.containerStatuses ?? []).map((c) => {
       const s = c.state ?? {};
-      const base = { name: c.name, image: c.image, restartCount: c.restartCount, ...(c.containerID ? { containerID: c.containerID } : {}) };
+      const base = {
+        name: c.name,
+        image: c.image,
+        restartCount: c.restartCount,
+        ...(c.containerID ? { containerID: c.containerID } : {}),
+        ...(typeof c.ready === 'boolean' ? { ready: c.ready } : {}),
+      };
       if (s.running) return { ...base, state: 'running' as const, startedAt: s.running.startedAt };
       if (s.terminated) {
         return { ...base, state: 'terminated' as const, exitCode: s.terminated.exitCode, ...(s.terminated.reason ? { reason: s.terminated.reason } : {}) };

@@ -40,6 +40,9 @@ test('config: KubeProxyConfiguration field names, bad fields reported and defaul
   t.is(config.healthzBindAddress, '0.0.0.0:10256');
   t.deepEqual(problems.map((p) => p.field).sort(), ['bogus', 'healthzBindAddress', 'nodePortAddresses']);
   t.is(parseDuration('1m30s'), 90000);
+  t.is(config.fullSyncPeriodMs, 3_600_000, 'a full rewrite hourly by default');
+  t.is(parseProxyConfig({ fullSyncPeriod: '2h' }).config.fullSyncPeriodMs, 7_200_000);
+  t.deepEqual(parseProxyConfig({ fullSyncPeriod: '0' }).problems.map((p) => p.field), ['fullSyncPeriod']);
   t.is(parseDuration('1x'), undefined);
 });
 
