@@ -21,6 +21,8 @@ import type { RuntimePodState } from './runtime-state';
 import type { PodSpecSupport } from './run-container-options';
 import { errorMessage } from '../errors';
 
+const IMAGE_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'ErrImageNeverPull']);
+
 export interface RuntimeManagerOptions {
   runtime: PodRuntime;
   images: ImagePuller;
@@ -115,7 +117,7 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
         const c = start.container;
         if (start.previous) backoff.next(backoffKey(uid, c.name), start.previous.finishedAt);
         try {
-          const image = await images.ensureImage(backoffKey(uid, c.name), c, sandboxConfig, spec ? () => spec.pullCredentials(pod, c.image!) : undefined);
+          const image = await images.ensureImage(backoffKey(uid, c.name), c, sandboxConfig, spec ? () => spec.pullCredentials(pod, c.image!) : undefined, pod);
           await mkdir(join(logDir, c.name), { recursive: true, mode: 0o755 });
           const extra = spec ? await spec.runContainerOptions(pod, c, { podIP: podIP || hostIP, hostIP, image }) : {};
           const config = makeContainerConfig(pod, { ...c, image }, start.restartCount, { podIP: podIP || hostIP, hostIP, ...extra });
@@ -145,7 +147,9 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
         } catch (err) {
           const reason = err instanceof ContainerStartError ? err.reason : 'RunContainerError';
           errors.set(c.name, { reason, message: errorMessage(err) });
-          recordEvent(pod, 'Warning', 'Failed', `Error: ${reason}: ${errorMessage(err)}`, { fieldPath: containerFieldPath(c.name) });
+          // as kubelet words it: image problems by their reason (the pull Events carry the detail), others by their message
+          const detail = IMAGE_REASONS.has(reason) ? reason : errorMessage(err);
+          recordEvent(pod, 'Warning', 'Failed', `Error: ${detail}`, { fieldPath: containerFieldPath(c.name) });
         }
       }
       return errors;

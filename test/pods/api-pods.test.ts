@@ -274,6 +274,36 @@ itest.serial('Events: recordEvent() posts an Event, repeats update its count', a
   t.is(api!.store.list('Event', 'default').filter((e) => e.involvedObject?.uid === pod.metadata!.uid && e.reason === 'Pulled').length, 1);
 });
 
+itest.serial('Events: image pulls and a missing ConfigMap are recorded as kubelet does', async (t) => {
+  // nothing listens on 127.0.0.1:1, so the pull fails at once (loopback only)
+  const unknown = '127.0.0.1:1/keelson/no-such-image:1';
+  const bad = api!.store.create(podSpec('bad-image', { container: { image: unknown } })) as Pod;
+  const cfg = api!.store.create(podSpec('no-config', { container: { env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'absent-cfg', key: 'k' } } }] } })) as Pod;
+  t.teardown(() => {
+    api!.store.delete('Pod', 'default', 'bad-image', { gracePeriodSeconds: 0 });
+    api!.store.delete('Pod', 'default', 'no-config', { gracePeriodSeconds: 0 });
+  });
+  const eventsOf = (uid: string) => api!.store.list('Event', 'default').filter((e) => e.involvedObject?.uid === uid);
+  const has = (uid: string, type: string, reason: string, message: RegExp) =>
+    eventsOf(uid).some((e) => e.type === type && e.reason === reason && message.test(e.message) && e.involvedObject.fieldPath === 'spec.containers{app}');
+  const badUid = bad.metadata!.uid!;
+  const esc = unknown.replace(/[.]/g, '\\.');
+  await waitFor('pull Events of bad-image', () =>
+    has(badUid, 'Normal', 'Pulling', new RegExp(`^Pulling image "${esc}"$`)) &&
+    has(badUid, 'Warning', 'Failed', new RegExp(`^Failed to pull image "${esc}": `)) &&
+    has(badUid, 'Warning', 'Failed', /^Error: ErrImagePull$/) &&
+    has(badUid, 'Normal', 'BackOff', new RegExp(`^Back-off pulling image "${esc}"$`)), 20_000)
+    .catch((err: Error) => { throw new Error(`${err.message}; events: ${JSON.stringify(eventsOf(badUid).map((e) => [e.type, e.reason, e.message]))}`); });
+  t.regex(apiPod('bad-image')?.status?.containerStatuses?.[0].state?.waiting?.reason ?? '', /^(ErrImagePull|ImagePullBackOff)$/);
+  const cfgUid = cfg.metadata!.uid!;
+  await waitFor('config error Event of no-config', () => has(cfgUid, 'Warning', 'Failed', /^Error: configmap "absent-cfg" not found$/), 20_000)
+    .catch((err: Error) => { throw new Error(`${err.message}; events: ${JSON.stringify(eventsOf(cfgUid).map((e) => [e.type, e.reason, e.message]))}`); });
+  t.is(apiPod('no-config')?.status?.containerStatuses?.[0].state?.waiting?.reason, 'CreateContainerConfigError');
+  // the busybox image of a running pod is reported as present
+  const web = await waitFor('web Running', () => running('web'));
+  t.true(has(web.metadata!.uid!, 'Normal', 'Pulled', new RegExp(`^Container image "${BUSYBOX_IMAGE.replace(/[.]/g, '\\.')}" already present on machine$`)));
+});
+
 itest.serial('a static pod gets a mirror pod owned by the Node, with its status', async (t) => {
   await writeFile(path.join(manifests, 'static.json'), JSON.stringify({
     apiVersion: 'v1', kind: 'Pod', metadata: { name: 'edge-agent', namespace: 'kube-system' },
