@@ -48,13 +48,10 @@ function probeObjects(): { services: Service[]; slices: EndpointSlice[] } {
   return {
     services: [
       svc('local', ['10.96.0.1', 'fd00::1'], ports, { type: 'LoadBalancer', externalTrafficPolicy: 'Local', externalIPs: ['192.0.2.1'], loadBalancerSourceRanges: ['192.0.2.0/24', 'fd01::/64'] }, lb('192.0.2.2', 'fd01::2')),
-      // IPv4 only: nft 1.0.6 aborts (netlink_linearize.c assertion) on the IPv6 form of the affinity
-      // update, `update @m { ip6 saddr : <ip6> . <port> }`; that is a bug of the renderer to fix
-      // there, and must not make the probe refuse nftables on every host.
-      svc('sticky', ['10.96.0.2'], ports, { type: 'NodePort', sessionAffinity: 'ClientIP' }),
+      svc('sticky', ['10.96.0.2', 'fd00::2'], ports, { type: 'NodePort', sessionAffinity: 'ClientIP' }),
       svc('empty', ['10.96.0.3', 'fd00::3'], ports, { type: 'NodePort' }),
     ],
-    slices: [...['local', 'sticky'].map((name) => eps(name, 'IPv4', v4, targets)), eps('local', 'IPv6', v6, targets)],
+    slices: ['local', 'sticky'].flatMap((name) => [eps(name, 'IPv4', v4, targets), eps(name, 'IPv6', v6, targets)]),
   };
 }
 

@@ -250,6 +250,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
     const previous = workers.get(uid) ?? [...workers.values()].find((w) => w.ref === ref);
     if (!previous) {
       // a pod deleted before keelson ran it (or while keelson was down): only stop what may run
+      logger.debug({ pod: ref, uid }, 'pod worker started');
       track(createPodWorker(pod, workerDeps!, terminateAtOnce));
       return;
     }

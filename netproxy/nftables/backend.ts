@@ -508,7 +508,7 @@ export function createNftPlanner(ctx: RenderContext) {
 }
 
 function endpointRemoved(oldFrag: NftFragment, newFrag: NftFragment): boolean {
-  const eps = (f: NftFragment) => new Set(f.chains.filter((c) => c.name.includes('-ep-')).map((c) => c.rules[1]));
+  const eps = (f: NftFragment) => new Set(f.chains.filter((c) => c.name.includes('-ep-')).map((c) => c.rules[c.rules.length - 1]));
   const after = eps(newFrag);
   for (const r of eps(oldFrag)) if (!after.has(r)) return true;
   return false;

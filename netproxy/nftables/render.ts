@@ -3,7 +3,7 @@
  * `ip6 keelson-proxy`), built around verdict maps and concatenated maps: a Service port's
  * frontends and endpoints are map elements, and a few shared chains (one per kind of frontend and
  * endpoint count) pick an endpoint with `numgen random`. Only Services with ClientIP affinity get
- * chains of their own (one per endpoint, recording the client in a dynamic map).
+ * chains of their own (one per endpoint, recording the client in a dynamic map; two for IPv6).
  */
 import { createHash } from 'node:crypto';
 import type { ProxyConfig } from '../config';
@@ -218,22 +218,32 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
   const h = shortHash(sp.id);
   const affinity = sp.affinityTimeoutSeconds;
   const affinityMap = `affinity-${h}`;
+  // IPv6 records the endpoint in two maps (client → address, client → port): nft 1.0.6 (Debian 12)
+  // aborts with an assertion (netlink_linearize.c, `dreg < ctx->reg_low`) on an `update` whose
+  // value is the concatenation `ip6 address . port`, which failed the whole sync transaction.
+  const affinityPortMap = `affinity-${h}-port`;
   if (affinity !== undefined) {
-    frag.dynamicMaps.push({
-      name: `${f} ${affinityMap}`,
-      decl: `type ${addrType(f)} : ${addrType(f)} . inet_service; flags dynamic,timeout; timeout ${affinity}s;`,
-    });
+    const dyn = (name: string, value: string) =>
+      frag.dynamicMaps.push({ name: `${f} ${name}`, decl: `type ${addrType(f)} : ${value}; flags dynamic,timeout; timeout ${affinity}s;` });
+    if (f === 'ip') dyn(affinityMap, `${addrType(f)} . inet_service`);
+    else {
+      dyn(affinityMap, addrType(f));
+      dyn(affinityPortMap, 'inet_service');
+    }
   }
+  const record = (ep: EndpointAddress): string[] =>
+    f === 'ip'
+      ? [`update @${affinityMap} { ${f} saddr timeout ${affinity}s : ${ep.ip} . ${ep.port} }`]
+      : [`update @${affinityMap} { ${f} saddr timeout ${affinity}s : ${ep.ip} }`, `update @${affinityPortMap} { ${f} saddr timeout ${affinity}s : ${ep.port} }`];
+  const recalled = f === 'ip' ? `${f} saddr map @${affinityMap}` : `${f} saddr map @${affinityMap} : ${f} saddr map @${affinityPortMap}`;
   const allEndpoints = uniqueEndpoints([...sp.internal.endpoints, ...sp.external.endpoints]);
   const epChain = (ep: EndpointAddress) => `${f} affinity-${h}-ep-${allEndpoints.indexOf(allEndpoints.find((e) => e.ip === ep.ip && e.port === ep.port)!)}`;
   if (affinity !== undefined) {
     for (const ep of allEndpoints) {
       frag.chains.push({
         name: epChain(ep),
-        rules: [
-          `update @${affinityMap} { ${f} saddr timeout ${affinity}s : ${ep.ip} . ${ep.port} }`,
-          `meta l4proto { tcp, udp, sctp } dnat ${f} to ${hostAddr(f, ep.ip, ep.port)}`,
-        ],
+        // The dnat rule stays last: the backend compares it to see whether an endpoint went away.
+        rules: [...record(ep), `meta l4proto { tcp, udp, sctp } dnat ${f} to ${hostAddr(f, ep.ip, ep.port)}`],
       });
     }
   }
@@ -259,7 +269,7 @@ function renderPort(sp: ServicePortState, ctx: RenderContext, frag: NftFragment)
           rules: [
             ...short,
             ...(eps.length
-              ? [`meta l4proto { tcp, udp, sctp } dnat ${f} to ${f} saddr map @${affinityMap}`, `numgen random mod ${eps.length} vmap { ${vmap} }`]
+              ? [`meta l4proto { tcp, udp, sctp } dnat ${f} to ${recalled}`, `numgen random mod ${eps.length} vmap { ${vmap} }`]
               : ['drop']),
           ],
         });

@@ -119,3 +119,53 @@ test('nftables: two Services on one external IP and port: the first owns it, the
   t.deepEqual(summarize(createNftTracer(text + full.transaction.text, { nodeIPs }).trace(ext)).endpoints, ['10.244.2.21:8080', '10.244.2.22:8080']);
   t.is(full.transaction.count, p3.transaction.count);
 });
+
+test('nftables flow: IPv6 ClientIP affinity (address and port in two maps) sticks, for ClusterIP and NodePort', (t) => {
+  const sticky6 = service('sticky6', ['10.96.7.1', 'fd00::7:1'], [{ port: 80, nodePort: 30097 }], {
+    type: 'NodePort',
+    ipFamilies: ['IPv4', 'IPv6'],
+    ipFamilyPolicy: 'RequireDualStack',
+    sessionAffinity: 'ClientIP',
+    sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } },
+  });
+  const eps6 = slice('sticky6', [{ ip: 'fd00:244::2', node: 'node-a' }, { ip: 'fd00:244::3', node: 'node-b' }], [{ port: 8080 }], 'b', 'IPv6');
+  const eps4 = slice('sticky6', [{ ip: '10.244.1.2', node: 'node-a' }, { ip: '10.244.2.2', node: 'node-b' }], [{ port: 8080 }]);
+  const { result } = buildState([sticky6], [eps4, eps6]);
+  const text = createNftPlanner({ config: testConfig(), nodeIPs }).plan({ state: result.state, changed: result.changed, full: true }).transaction.text;
+  // Never the concatenated IPv6 value nft 1.0.6 aborts on.
+  t.false(/update @\S+ \{ ip6 saddr timeout \d+s : \S+ \. \d+ \}/.test(text), text);
+  t.regex(text, /dnat ip6 to ip6 saddr map @affinity-\w+ : ip6 saddr map @affinity-\w+-port/);
+  const both6 = ['[fd00:244::2]:8080', '[fd00:244::3]:8080'];
+  for (const [dst, port] of [['fd00::7:1', 80], [NODE_IP6, 30097]] as const) {
+    const tracer = createNftTracer(text, { nodeIPs });
+    const pkt = { src: 'fd00:99::1', dst, port, proto: 'tcp' as const };
+    t.deepEqual(summarize(tracer.trace(pkt)).endpoints, both6, `${dst}: the first connection may reach any endpoint`);
+    const again = summarize(tracer.trace(pkt)).endpoints;
+    t.is(again.length, 1, `${dst}: ${again.join()}`);
+    t.true(both6.includes(again[0]!));
+    // Another client is not stuck to it.
+    t.deepEqual(summarize(tracer.trace({ ...pkt, src: 'fd00:99::2' })).endpoints, both6);
+  }
+  // IPv4 keeps its one map with the concatenated value.
+  const tracer4 = createNftTracer(text, { nodeIPs });
+  const pkt4 = { src: CLIENT, dst: '10.96.7.1', port: 80, proto: 'tcp' as const };
+  tracer4.trace(pkt4);
+  t.is(summarize(tracer4.trace(pkt4)).endpoints.length, 1);
+});
+
+test('nftables: removing an IPv6 endpoint of an affinity Service flushes both of its affinity maps', (t) => {
+  const svc = service('sticky6', 'fd00::7:2', [{ port: 80 }], { ipFamilies: ['IPv6'], sessionAffinity: 'ClientIP' });
+  const two = slice('sticky6', [{ ip: 'fd00:244::2', node: 'node-a' }, { ip: 'fd00:244::3', node: 'node-b' }], [{ port: 8080 }], 'b', 'IPv6');
+  const { state, result } = buildState([svc], [two]);
+  const planner = createNftPlanner({ config: testConfig(), nodeIPs });
+  const p1 = planner.plan({ state: result.state, changed: result.changed, full: true });
+  const full = p1.transaction.text; // generated (and the applied state filled) before it is committed
+  p1.commit();
+  state.recordEndpointSlice(two, slice('sticky6', [{ ip: 'fd00:244::3', node: 'node-b' }], [{ port: 8080 }], 'b', 'IPv6'));
+  const r = state.build();
+  const p2 = planner.plan({ state: r.state, changed: r.changed, full: false });
+  p2.commit();
+  t.is((p2.transaction.text.match(/^flush map ip6 \S+ affinity-\w+(-port)?$/gm) ?? []).length, 2, p2.transaction.text);
+  const tracer = createNftTracer(full + p2.transaction.text, { nodeIPs });
+  t.deepEqual(summarize(tracer.trace({ src: 'fd00:99::1', dst: 'fd00::7:2', port: 80, proto: 'tcp' })).endpoints, ['[fd00:244::3]:8080']);
+});

@@ -208,9 +208,17 @@ export function createNftTracer(text: string, options: { nodeIPs: string[] }): T
         s.masq = true;
         return [{ kind: 'accept', state: s }];
       }
-      if (eat(/^update @(\S+) \{ (ip6?) saddr timeout \d+s : (\S+) \. (\d+) \}/)) {
-        affinity.set(`${m![1]}|${s.pkt.src}`, `${m![3]} . ${m![4]}`);
+      // Affinity: an `address . port` value in one map (IPv4), or the address and the port in two
+      // maps looked up by the same client (IPv6).
+      if (eat(/^update @(\S+) \{ (ip6?) saddr timeout \d+s : (\S+(?: \. \d+)?) \}/)) {
+        affinity.set(`${m![1]}|${s.pkt.src}`, m![3]!);
         continue;
+      }
+      if (eat(/^dnat (ip6?) to (ip6?) saddr map @(\S+) : (ip6?) saddr map @(\S+)/)) {
+        const ip = affinity.get(`${m![3]}|${s.pkt.src}`);
+        const port = affinity.get(`${m![5]}|${s.pkt.src}`);
+        if (!ip || !port) return miss;
+        return [{ kind: 'accept', state: { ...s, dst: ip, port: Number(port), dnat: true } }];
       }
       if (eat(/^dnat (ip6?) to (ip6?) saddr map @(\S+)/)) {
         const hit = affinity.get(`${m![3]}|${s.pkt.src}`);
