@@ -16,6 +16,8 @@
  * bytes that are not printable, or are '.' or '\', are written as \DDD / \. like dig does.
  */
 
+import { formatIPv6 } from './ip';
+
 export const Type = {
   A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41,
   IXFR: 251, AXFR: 252, ANY: 255,
@@ -131,23 +133,6 @@ function u32(buf: Uint8Array, off: number): number {
   return ((buf[off]! << 24) >>> 0) + ((buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!);
 }
 
-function formatV6(buf: Uint8Array, off: number): string {
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push((buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart === -1) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
-}
-
 function readRData(buf: Uint8Array, type: number, off: number, len: number): RData {
   const end = off + len;
   const exact = (next: number) => {
@@ -159,7 +144,7 @@ function readRData(buf: Uint8Array, type: number, off: number, len: number): RDa
       return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
     case Type.AAAA:
       if (len !== 16) throw new WireError('bad AAAA length');
-      return formatV6(buf, off);
+      return formatIPv6(buf, off);
     case Type.NS:
     case Type.CNAME:
     case Type.PTR: {
