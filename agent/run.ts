@@ -54,6 +54,7 @@ function podViews(kubelet: KubeletComponent | undefined): PodStatusView[] {
     containers: p.containers.map((c) => ({
       name: c.name,
       state: c.state,
+      ...(c.ready !== undefined ? { ready: c.ready } : {}),
       restartCount: c.restartCount,
       ...(c.reason ? { reason: c.reason } : {}),
       ...(c.containerID ? { containerID: c.containerID } : {}),

@@ -9,6 +9,8 @@ import type { ComponentHealth } from './component';
 export interface ContainerStatusView {
   name: string;
   state: string;
+  /** Readiness from the container's readiness probe (absent before the first status). */
+  ready?: boolean;
   restartCount: number;
   containerID?: string;
   image?: string;

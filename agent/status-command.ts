@@ -57,12 +57,13 @@ export function renderStatus(state: DaemonState, running: boolean, now = Date.no
   if (state.pods.length === 0) {
     lines.push('No pods.');
   } else {
-    const rows = [['POD', 'PHASE', 'CONTAINER', 'STATE', 'RESTARTS', 'POD IP']];
+    const rows = [['POD', 'PHASE', 'CONTAINER', 'STATE', 'READY', 'RESTARTS', 'POD IP']];
     for (const pod of state.pods) {
       const name = `${pod.namespace}/${pod.name}`;
-      if (pod.containers.length === 0) rows.push([name, pod.phase, '-', '-', '-', pod.podIP ?? '-']);
+      if (pod.containers.length === 0) rows.push([name, pod.phase, '-', '-', '-', '-', pod.podIP ?? '-']);
       pod.containers.forEach((c, i) => {
-        rows.push([i === 0 ? name : '', i === 0 ? pod.phase : '', c.name, c.reason ? `${c.state} (${c.reason})` : c.state, String(c.restartCount), i === 0 ? pod.podIP ?? '-' : '']);
+        const ready = c.ready === undefined ? '-' : c.ready ? 'yes' : 'no';
+        rows.push([i === 0 ? name : '', i === 0 ? pod.phase : '', c.name, c.reason ? `${c.state} (${c.reason})` : c.state, ready, String(c.restartCount), i === 0 ? pod.podIP ?? '-' : '']);
       });
     }
     lines.push(table(rows));

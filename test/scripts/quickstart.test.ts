@@ -77,7 +77,7 @@ itest.serial('scripts/quickstart.sh leaves the demo pod Running, seen by keelson
   const first = await quickstart(ns);
   t.is(first.code, 0, first.output);
   t.regex(first.output, /keelson: installing|keelson: Debian packages already present/);
-  t.regex(first.output, /default\/demo-\S+\s+Running\s+web\s+running\s+0\s+10\.88\.\d+\.\d+/);
+  t.regex(first.output, /default\/demo-\S+\s+Running\s+web\s+running\s+yes\s+0\s+10\.88\.\d+\.\d+/);
   t.regex(first.output, /Stop keelson \(the pod keeps running\): +kill \$\(cat \/var\/lib\/keelson\/run\/keelson.pid\)/);
 
   const ctr = await execFileAsync('ctr', ['-n', 'k8s.io', '--address', SOCKET, 'containers', 'ls']);
