@@ -8,10 +8,11 @@
  * containers, and stopped with the pod. Only instances in the current sandbox count: a new sandbox
  * runs the init containers again.
  */
-import type { Container, ContainerState, ContainerStatus, Pod, PodCondition, PodStatus } from 'kubernetes-types/core/v1';
+import type { Container, ContainerStatus, Pod, PodCondition, PodStatus } from 'kubernetes-types/core/v1';
 import type { Backoff } from './backoff';
 import { ANNOTATION_CONTAINER_HASH, containerSpecHash } from './labels';
 import { backoffKey, type ContainerToKill, type ContainerToStart, type PodActions, type ProbeVerdicts, type Waiting } from './pod-actions';
+import { iso, terminatedState } from './container-state';
 import type { ContainerInstance, RuntimePodState } from './runtime-state';
 
 export const isSidecar = (c: Container): boolean => c.restartPolicy === 'Always';
@@ -135,21 +136,6 @@ export function applyInitDecision(actions: PodActions, d: InitDecision): boolean
 
 // ---------------------------------------------------------------- status
 
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-function terminated(c: ContainerInstance, runtimeName: string): ContainerState {
-  return {
-    terminated: {
-      exitCode: c.exitCode,
-      reason: c.reason || (c.exitCode === 0 ? 'Completed' : 'Error'),
-      ...(c.message ? { message: c.message } : {}),
-      startedAt: c.startedAt ? iso(c.startedAt) : undefined,
-      finishedAt: c.finishedAt ? iso(c.finishedAt) : undefined,
-      containerID: `${runtimeName}://${c.id}`,
-    },
-  };
-}
-
 /**
  * Adds initContainerStatuses and the Initialized condition to a status built for the app
  * containers; app containers not started yet wait with reason PodInitializing.
@@ -181,13 +167,13 @@ export function addInitContainerStatuses(
       s.started = !isSidecar(c) || sidecarStarted(c, latest.id, ctx);
       s.ready = isSidecar(c) && s.started && (ctx.health?.(latest.id)?.ready ?? true);
     } else if (latest?.state === 'exited' && (latest.exitCode === 0 || ctx.terminated || !ctx.waiting(c.name))) {
-      s.state = terminated(latest, ctx.runtimeName);
+      s.state = terminatedState(latest, ctx.runtimeName);
       s.ready = latest.exitCode === 0 && !isSidecar(c);
     } else {
       s.state = { waiting: ctx.waiting(c.name) ?? { reason: latest ? 'CrashLoopBackOff' : 'PodInitializing' } };
-      if (latest?.state === 'exited') s.lastState = terminated(latest, ctx.runtimeName);
+      if (latest?.state === 'exited') s.lastState = terminatedState(latest, ctx.runtimeName);
     }
-    if (previous?.state === 'exited' && !s.lastState && latest !== previous && latest?.state !== 'exited') s.lastState = terminated(previous, ctx.runtimeName);
+    if (previous?.state === 'exited' && !s.lastState && latest !== previous && latest?.state !== 'exited') s.lastState = terminatedState(previous, ctx.runtimeName);
     return s;
   });
   if (!initialized) {

@@ -2,12 +2,13 @@
  * Builds a pod's API status (phase, container states, restarts, IPs, conditions) from what the
  * runtime holds and what the last sync decided. Pure: the status manager stores the result.
  */
-import type { ContainerState, ContainerStatus as ApiContainerStatus, Pod, PodCondition, PodStatus } from 'kubernetes-types/core/v1';
+import type { ContainerStatus as ApiContainerStatus, Pod, PodCondition, PodStatus } from 'kubernetes-types/core/v1';
 import type { PodActions, RestartPolicy, Waiting } from './pod-actions';
 import { shouldRestart } from './pod-actions';
 import { parseQuantity } from './quantity';
 import { addInitContainerStatuses } from './init-containers';
 import { isHostNetwork } from './runtime-config';
+import { iso, terminatedState } from './container-state';
 import type { ContainerInstance, RuntimePodState } from './runtime-state';
 
 export interface StatusContext {
@@ -26,21 +27,6 @@ export interface StatusContext {
   health?: (containerId: string) => { ready: boolean; started: boolean } | undefined;
   /** Probes that cannot run (bad spec), by container name: shown in the Ready condition's message. */
   probeProblems?: Map<string, string>;
-}
-
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-function terminatedState(c: ContainerInstance, runtimeName: string): ContainerState {
-  return {
-    terminated: {
-      exitCode: c.exitCode,
-      reason: c.reason || (c.exitCode === 0 ? 'Completed' : 'Error'),
-      ...(c.message ? { message: c.message } : {}),
-      startedAt: c.startedAt ? iso(c.startedAt) : undefined,
-      finishedAt: c.finishedAt ? iso(c.finishedAt) : undefined,
-      containerID: `${runtimeName}://${c.id}`,
-    },
-  };
 }
 
 /** Guaranteed: cpu and memory limits set and equal to requests everywhere; BestEffort: nothing set. */
