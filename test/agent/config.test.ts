@@ -1,9 +1,10 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseConfigObject, parseConfigText, parseComponents } from '../../agent/config';
 import { parseDuration } from '../../agent/duration';
+import { componentConfigs } from '../../agent/run';
 
 const noFiles = () => false;
 
@@ -113,4 +114,16 @@ test('shutdown grace periods are validated', (t) => {
   t.deepEqual(fields({ shutdownGracePeriod: '1.5s' }), ['shutdownGracePeriod']);
   t.deepEqual(fields({ shutdownGracePeriod: 30 }), ['shutdownGracePeriod']);
   t.deepEqual(fields({ shutdownGracePeriod: '-3s' }), ['shutdownGracePeriod']);
+});
+
+test('the configuration example in README.md is valid', (t) => {
+  const readme = readFileSync(join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+  const example = /```yaml\n(apiVersion: kubelet\.config\.k8s\.io\/v1beta1[\s\S]*?)```/.exec(readme);
+  t.truthy(example, 'README.md has a KubeletConfiguration example');
+  const path = writeConfig(example![1]);
+  const { config, warnings } = loadConfig({ config: path }, noFiles);
+  t.deepEqual(warnings, []);
+  t.deepEqual(config.kubelet.clusterDNS, ['10.96.0.10']);
+  t.deepEqual(componentConfigs(config).dns.listen, ['169.254.20.10']);
+  t.is(componentConfigs(config).proxy.mode, 'nftables');
 });
