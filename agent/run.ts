@@ -127,6 +127,16 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
         cri, client, informers, logger: rootLogger, config: kubeletConfig, nodeLabels: config.kubelet.nodeLabels, maxPods: config.kubelet.maxPods,
       });
       components.push(kubelet);
+      // Pod network out of the box: a bridge CNI config once the Node has a pod CIDR and the runtime has none.
+      const { watchNodePodCidr } = await import('./pods/node-pod-cidr.js');
+      const { createCriRuntime } = await import('./pods/cri-runtime.js');
+      const { Resources: R } = await import('./kube/resources.js');
+      watchNodePodCidr({
+        nodes: informers.forResource(R.nodes, { fieldSelector: `metadata.name=${config.nodeName}` }),
+        nodeName: config.nodeName,
+        runtime: createCriRuntime(cri),
+        logger: rootLogger.child({ component: 'kubelet' }),
+      });
     }
     // Node registration, Lease heartbeat, node status and client certificate rotation (agent/node).
     if (kubelet && cri && config.kubelet.registerNode) {
