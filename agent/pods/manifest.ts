@@ -140,7 +140,7 @@ const IGNORED = new Set([
   'spec.readinessGates', 'spec.topologySpreadConstraints', 'spec.schedulingGates', 'spec.resourceClaims',
   'spec.resources', 'spec.overhead', 'spec.os', 'spec.hostUsers',
   'spec.securityContext.seLinuxOptions', 'spec.securityContext.windowsOptions', 'spec.securityContext.sysctls',
-  'spec.securityContext.seccompProfile', 'spec.securityContext.appArmorProfile', 'spec.securityContext.fsGroupChangePolicy',
+  'spec.securityContext.seccompProfile', 'spec.securityContext.appArmorProfile',
   'spec.securityContext.supplementalGroupsPolicy', 'spec.securityContext.seLinuxChangePolicy',
   'spec.containers[].securityContext.seLinuxOptions', 'spec.containers[].securityContext.seccompProfile',
   'spec.containers[].securityContext.appArmorProfile', 'spec.containers[].stdin', 'spec.containers[].tty',

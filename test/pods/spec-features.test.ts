@@ -169,6 +169,16 @@ itest.before(async () => {
 
   pods.set('nonroot', pod('nonroot', { containers: [{ name: 'app', ...sh('exec sleep 3600'), securityContext: { runAsNonRoot: true } }] }));
 
+  // fsGroup: a non-root user reads a 0400 Secret through the volume's group; emptyDir files inherit it
+  pods.set('fsgroup', pod('fsgroup', {
+    securityContext: { runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000 },
+    containers: [{
+      name: 'app', ...sh('exec sleep 3600'),
+      volumeMounts: [{ name: 'creds', mountPath: '/etc/creds' }, { name: 'scratch', mountPath: '/scratch' }],
+    }],
+    volumes: [{ name: 'creds', secret: { secretName: 'creds', defaultMode: 0o400 } }, { name: 'scratch', emptyDir: {} }],
+  }));
+
   pods.set('initfail', pod('initfail', {
     restartPolicy: 'Never',
     initContainers: [{ name: 'broken', ...sh('exit 3') }],
@@ -213,6 +223,12 @@ itest.serial('init containers run in order, the sidecar keeps running beside the
   t.like(status.initContainerStatuses![1], { started: true, ready: true });
   t.is(status.conditions!.find((c) => c.type === 'Initialized')!.status, 'True');
   t.is(await exec('features', 'sidecar', 'echo alive'), 'alive\n');
+});
+
+itest.serial('fsGroup: a non-root container user reads a 0400 Secret via the group; new emptyDir files get the group', async (t) => {
+  t.is(await exec('fsgroup', 'app', 'id -u; id -G'), '1000\n3000 2000\n');
+  t.is(await exec('fsgroup', 'app', 'stat -L -c %a:%g /etc/creds/PASSWORD; cat /etc/creds/PASSWORD'), '440:2000\ns3cret');
+  t.is(await exec('fsgroup', 'app', 'touch /scratch/f && stat -c %g /scratch/f; stat -c %a:%g /scratch'), '2000\n2777:2000\n');
 });
 
 itest.serial('env: literal with $(VAR), downward API, resources, ConfigMap/Secret keys, envFrom prefix, service links; command expanded', async (t) => {

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { changeOwnership, ownedMode, rootNeedsChange, type VolumeOwnership } from './volume-ownership';
 
 export interface FileProjection {
   data: Buffer;
@@ -42,7 +43,7 @@ async function listFiles(root: string, rel = ''): Promise<string[]> {
   return out;
 }
 
-async function sameContent(versionDir: string, payload: Payload): Promise<boolean> {
+async function sameContent(versionDir: string, payload: Payload, own: VolumeOwnership | undefined): Promise<boolean> {
   let files: string[];
   try {
     files = await listFiles(versionDir);
@@ -55,7 +56,8 @@ async function sameContent(versionDir: string, payload: Payload): Promise<boolea
     if (!want) return false;
     const full = path.join(versionDir, f);
     const [data, st] = await Promise.all([readFile(full), stat(full)]);
-    if ((st.mode & 0o7777) !== want.mode || !data.equals(want.data)) return false;
+    const mode = own ? ownedMode(want.mode, false, own.readOnly) : want.mode;
+    if ((st.mode & 0o7777) !== mode || (own && st.gid !== own.fsGroup) || !data.equals(want.data)) return false;
   }
   return true;
 }
@@ -84,9 +86,11 @@ async function putLink(p: string, target: string): Promise<void> {
 
 /**
  * Makes `dir` hold exactly `payload`. Returns true when something changed. Throws on an invalid
- * path in the payload before touching anything.
+ * path in the payload before touching anything. With `fsGroup`, the volume is group-owned by it and
+ * every file gains group read (a new version before it becomes visible through `..data`).
  */
-export async function writeAtomic(dir: string, payload: Payload, now = new Date()): Promise<boolean> {
+export async function writeAtomic(dir: string, payload: Payload, now = new Date(), fsGroup?: number): Promise<boolean> {
+  const own: VolumeOwnership | undefined = fsGroup === undefined ? undefined : { fsGroup, readOnly: true };
   for (const p of payload.keys()) {
     const problem = checkPayloadPath(p);
     if (problem) throw new Error(`invalid file path ${JSON.stringify(p)}: ${problem}`);
@@ -96,7 +100,7 @@ export async function writeAtomic(dir: string, payload: Payload, now = new Date(
   const oldVersion = await linkTarget(dataLink);
   const wanted = new Set([...payload.keys()].map((p) => p.split('/')[0]));
   let changed = false;
-  if (!oldVersion || !(await sameContent(path.join(dir, oldVersion), payload))) {
+  if (!oldVersion || !(await sameContent(path.join(dir, oldVersion), payload, own))) {
     const version = versionName(now);
     const versionDir = path.join(dir, version);
     await mkdir(versionDir, { mode: 0o755 });
@@ -106,6 +110,7 @@ export async function writeAtomic(dir: string, payload: Payload, now = new Date(
       await writeFile(full, file.data, { mode: file.mode });
       await chmod(full, file.mode); // the umask may have cleared bits
     }
+    if (own) await changeOwnership(versionDir, own);
     const tmp = path.join(dir, DATA_TMP);
     await rm(tmp, { force: true });
     await symlink(version, tmp);
@@ -122,5 +127,7 @@ export async function writeAtomic(dir: string, payload: Payload, now = new Date(
       changed = true;
     }
   }
+  // the root and the top-level links too (the first write, or a tmpfs mounted afresh)
+  if (own && (changed || (await rootNeedsChange(dir, own)))) await changeOwnership(dir, own);
   return changed;
 }

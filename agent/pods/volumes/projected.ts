@@ -12,7 +12,7 @@ import type { PodDataLookup } from '../pod-data';
 export const DEFAULT_TOKEN_EXPIRATION_SECONDS = 3600;
 
 export async function projectedPayload(
-  pod: Pod, source: ProjectedVolumeSource, deps: { data: PodDataLookup; tokens: TokenManager; downward: DownwardContext },
+  pod: Pod, source: ProjectedVolumeSource, deps: { data: PodDataLookup; tokens: TokenManager; downward: DownwardContext; fsGroup?: number },
 ): Promise<Payload> {
   const ns = pod.metadata!.namespace!;
   const mode = source.defaultMode ?? DEFAULT_MODE;
@@ -34,7 +34,8 @@ export async function projectedPayload(
         audience: t.audience ?? '',
         expirationSeconds: t.expirationSeconds ?? DEFAULT_TOKEN_EXPIRATION_SECONDS,
       });
-      payload.set(t.path, { data: Buffer.from(token, 'utf8'), mode });
+      // with fsGroup the token is 0600 here and becomes 0640 through the group change, as kubelet does
+      payload.set(t.path, { data: Buffer.from(token, 'utf8'), mode: deps.fsGroup === undefined ? mode : 0o600 });
     } else {
       throw new VolumeError(`projected source ${Object.keys(s).join(',') || '{}'} is not supported`);
     }

@@ -10,6 +10,9 @@
  *   <rootDir>/pods/<uid>/volumes/kubernetes.io~downward-api/<name>  disk
  *   <rootDir>/pods/<uid>/volumes/kubernetes.io~projected/<name>     tmpfs
  *   hostPath volumes are the node's path itself.
+ * With the pod's `securityContext.fsGroup`, every volume but hostPath is group-owned by it (see
+ * volume-ownership.ts): API volumes at every content change, emptyDir when this process first sets
+ * it up (`fsGroupChangePolicy: OnRootMismatch` skips the walk when the root is already right).
  */
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,6 +26,7 @@ import { HOST_PATH_TYPES, setUpHostPath } from './host-path';
 import type { Mounter } from './mounter';
 import { projectedPayload } from './projected';
 import { secretValues } from './secret';
+import { setVolumeOwnership } from './volume-ownership';
 import { createTokenManager, type TokenManager } from './service-account-token';
 import type { Clock } from '../clock';
 import type { DownwardContext } from '../downward-api';
@@ -91,11 +95,12 @@ export function createVolumeManager(options: VolumeManagerOptions): VolumeManage
       return keyedPayload(secretValues(await data.getSecret(ns, v.secret.secretName ?? '')), source, v.secret.defaultMode, 'secret');
     }
     if (v.downwardAPI) return downwardApiPayload(pod, v.downwardAPI.items ?? [], v.downwardAPI.defaultMode, downward);
-    return projectedPayload(pod, v.projected!, { data, tokens, downward });
+    return projectedPayload(pod, v.projected!, { data, tokens, downward, fsGroup: pod.spec?.securityContext?.fsGroup });
   }
 
-  async function setUpVolume(pod: Pod, v: Volume, downward: DownwardContext): Promise<boolean> {
+  async function setUpVolume(pod: Pod, v: Volume, downward: DownwardContext, first: boolean): Promise<boolean> {
     const uid = pod.metadata!.uid!;
+    const fsGroup = pod.spec?.securityContext?.fsGroup ?? undefined;
     const type = volumeType(v);
     if (!type) throw new VolumeError('volume type is not supported');
     if (type === 'hostPath') {
@@ -109,13 +114,17 @@ export function createVolumeManager(options: VolumeManagerOptions): VolumeManage
         const size = v.emptyDir!.sizeLimit === undefined ? 0 : (bytes(v.emptyDir!.sizeLimit) ?? 0);
         await mounter.mountTmpfs(dir, size);
       }
-      // scratch space every container user may write to, as kubelet makes it
-      await chmod(dir, 0o777);
+      // scratch space every container user may write to, as kubelet makes it (setgid once fsGroup owns it)
+      await chmod(dir, fsGroup === undefined ? 0o777 : 0o2777);
+      if (fsGroup !== undefined && first) {
+        const walked = await setVolumeOwnership(dir, { fsGroup, readOnly: false }, pod.spec?.securityContext?.fsGroupChangePolicy);
+        if (!walked) logger.debug({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, volume: v.name }, 'volume ownership already right (OnRootMismatch)');
+      }
       return false;
     }
     // secrets and projected tokens never touch the disk
     if (type === 'secret' || type === 'projected') await mounter.mountTmpfs(dir, 0);
-    return writeAtomic(dir, await payloadOf(pod, v, downward), new Date(options.clock.now()));
+    return writeAtomic(dir, await payloadOf(pod, v, downward), new Date(options.clock.now()), fsGroup);
   }
 
   return {
@@ -127,7 +136,7 @@ export function createVolumeManager(options: VolumeManagerOptions): VolumeManage
       for (const v of pod.spec?.volumes ?? []) {
         let changed: boolean;
         try {
-          changed = await setUpVolume(pod, v, downward);
+          changed = await setUpVolume(pod, v, downward, !done.has(v.name));
         } catch (err) {
           throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${errorMessage(err)}`);
         }
