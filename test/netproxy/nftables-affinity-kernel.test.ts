@@ -110,7 +110,7 @@ itest.serial('nftables kernel: the proxy syncs the dual-stack affinity Service a
     // The first IPv6 packets to a fresh neighbour wait for neighbour discovery; the claim here is
     // about spreading, so wait (bounded) until the path answers once before counting.
     for (let i = 0; i < 20 && !(await probe(host, 80, 1)).some((a) => a.startsWith('pod')); i++) await new Promise((r) => setTimeout(r, 250));
-    t.deepEqual([...new Set(await probe(host, 80, 16))].sort(), ['pod1', 'pod2'], host);
+    t.deepEqual([...new Set(await probe(host, 80, 24))].sort(), ['pod1', 'pod2'], host);
   }
 });
 

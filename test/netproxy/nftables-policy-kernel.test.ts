@@ -76,10 +76,10 @@ async function probe(from: string, host: string, port: number, count: number): P
 
 itest.serial('nftables kernel: loadBalancerSourceRanges admit the range and drop the rest at the LoadBalancer IP', async (t) => {
   t.true(proxy!.health().healthy, JSON.stringify(proxy!.health()));
-  t.deepEqual([...new Set(await probe('client', '203.0.113.50', 80, 12))].sort(), ['pod1', 'pod2']);
+  t.deepEqual([...new Set(await probe('client', '203.0.113.50', 80, 24))].sort(), ['pod1', 'pod2']);
   t.deepEqual(await probe('outside', '203.0.113.50', 80, 2), ['ERR:TIMEOUT', 'ERR:TIMEOUT']);
   // The NodePort of the same Service is not covered by the ranges (as in kube-proxy).
-  t.deepEqual([...new Set(await probe('outside', '192.168.2.10', 30080, 12))].sort(), ['pod1', 'pod2']);
+  t.deepEqual([...new Set(await probe('outside', '192.168.2.10', 30080, 24))].sort(), ['pod1', 'pod2']);
 });
 
 itest.serial('nftables kernel: a pod reaching an externalTrafficPolicy Local LoadBalancer IP may reach every endpoint', async (t) => {
