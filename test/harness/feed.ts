@@ -3,18 +3,11 @@
  * (subscribe, list, hasSynced), for component tests that need no apiserver. It is a real
  * implementation of the contract, not a mock of the component under test.
  */
-export interface FeedHandler<T> {
-  onAdd(obj: T): void;
-  onUpdate(oldObj: T, newObj: T): void;
-  onDelete(obj: T): void;
-  onSynced?(): void;
-}
+import type { Feed, FeedHandler } from '../../dns/input';
 
-export interface Feed<T> {
-  subscribe(handler: FeedHandler<T>): () => void;
-  list(): T[];
-  hasSynced(): boolean;
-}
+// The feed contract is dns/input.ts's (netproxy/input.ts declares the same shape: the two
+// components may not import each other). agent/kube's informers satisfy it structurally.
+export type { Feed, FeedHandler };
 
 interface Named {
   metadata?: { namespace?: string; name?: string };
