@@ -15,6 +15,7 @@ import { createHealthzServer } from './server/healthz';
 import { ErrorCodes, errorMessage, KeelsonError } from './errors';
 import type { KeelsonConfig } from './config';
 import type { InformerFactory } from './kube/informer-factory';
+import { releaseMemory } from './memory';
 import { detectNodeIP } from './node-ip';
 import { writeDaemonState, type DaemonState, type PodStatusView } from './state-file';
 import { keelsonVersion } from './version';
@@ -22,6 +23,8 @@ import { createNotifier } from '../systemd/notify';
 import { hostShuttingDown } from '../systemd/shutdown';
 
 const STATE_WRITE_INTERVAL_MS = 2000;
+/** After the informers' first sync, time for the components' first syncs before memory is released. */
+const START_UP_RELEASE_DELAY_MS = 10_000;
 
 /** One line for systemd's STATUS= (`systemctl status keelson`): what runs, and what is unhealthy. */
 export function serviceStatusLine(health: ComponentHealth[]): string {
@@ -98,6 +101,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
       fileCheckFrequencyMs: config.kubelet.fileCheckFrequencyMs,
       clusterDNS: config.kubelet.clusterDNS,
       clusterDomain: config.kubelet.clusterDomain,
+      seccompDefault: config.kubelet.seccompDefault,
       imageGC: { highThresholdPercent: config.kubelet.imageGCHighThresholdPercent, lowThresholdPercent: config.kubelet.imageGCLowThresholdPercent },
     };
     // cluster mode: the kubelet with the apiserver's pods is made below, once the client exists
@@ -204,7 +208,14 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     if (config.components.includes('proxy')) {
       const { createProxyComponent } = await import('../netproxy/index.js');
       components.push(
-        createProxyComponent({ input: { services, endpointSlices }, config: settings.proxy, logger: rootLogger, nodeName: config.nodeName, nodeIPs: nodeIP ? [nodeIP] : [] }),
+        createProxyComponent({
+          input: { services, endpointSlices },
+          config: settings.proxy,
+          logger: rootLogger,
+          nodeName: config.nodeName,
+          nodeIPs: nodeIP ? [nodeIP] : [],
+          afterFullSync: () => releaseMemory('proxy full sync', logger),
+        }),
       );
     }
     if (config.components.includes('dns')) {
@@ -302,6 +313,12 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
   // those show in health, STATUS= and the node's conditions, and systemd must not time the start out.
   statusLine = serviceStatusLine(health());
   void notifier.ready(statusLine);
+  // Start-up (module loading, the first lists, the first syncs) leaves heap pages behind.
+  let releaseTimer: NodeJS.Timeout | undefined;
+  void (informers ? informers.waitForSync() : Promise.resolve()).then(() => {
+    releaseTimer = setTimeout(() => releaseMemory('start-up', logger), START_UP_RELEASE_DELAY_MS);
+    releaseTimer.unref();
+  });
 
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -316,6 +333,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
   logger.info({ signal, ...(host.shuttingDown ? { hostShutdown: host.reason } : {}) }, stopping);
   void notifier.stopping(stopping.replace('stopping keelson', 'stopping'));
   clearInterval(stateTimer);
+  clearTimeout(releaseTimer);
   if (stopPods) {
     try {
       await kubelet!.shutdownPods({

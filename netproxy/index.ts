@@ -40,6 +40,8 @@ export interface ProxyComponentOptions {
   clock?: Clock;
   /** Where health-check node ports listen (default 0.0.0.0; tests use 127.0.0.1). */
   healthCheckBindHost?: string;
+  /** Called after each successful full sync (the daemon returns that sync's garbage to the OS). */
+  afterFullSync?: () => void;
 }
 
 export interface ProxyComponent {
@@ -130,6 +132,7 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
     if (lastError !== undefined) logger.info({ mode, kind }, 'proxy sync succeeds again');
     lastError = undefined;
     logger[full ? 'info' : 'debug']({ mode, kind, services: changed.size, seconds: Math.round(seconds * 1000) / 1000 }, 'proxy rules synced');
+    if (full) options.afterFullSync?.();
     if (config.conntrack.udpStaleFlowCleanup) {
       for (const key of changed) {
         const cmds = staleFlowCommands(previous.get(key), built.state.services.get(key));

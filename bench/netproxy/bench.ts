@@ -6,7 +6,7 @@
  * Usage: bench.js [SIZES=1000,10000] [ENDPOINTS=10] [KUBEPROXY_TIMEOUT_S=400]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GEN_NODE_IP, GEN_POD_CIDR, generate } from './generate';
@@ -16,6 +16,8 @@ const SIZES = (process.argv[2] ?? '1000,10000').split(',').map(Number);
 const E = Number(process.argv[3] ?? 10);
 const KP_TIMEOUT_MS = Number(process.argv[4] ?? 400) * 1000;
 const KP_CHANGES = 5;
+/** The V8 flags keelson runs with (scripts/node-flags; --expose-gc lets a full sync release its garbage). */
+const NODE_FLAGS = readFileSync(join(__dirname, '..', '..', '..', 'scripts', 'node-flags'), 'utf8').split(/\s+/).filter(Boolean);
 
 interface Timed {
   ms: number;
@@ -68,7 +70,7 @@ interface KeelsonResult {
 }
 
 async function keelson(n: number): Promise<KeelsonResult> {
-  const r = await runTimed([process.execPath, join(__dirname, 'keelson.js'), String(n), String(E)], 30 * 60_000);
+  const r = await runTimed([process.execPath, ...NODE_FLAGS, join(__dirname, 'keelson.js'), String(n), String(E)], 30 * 60_000);
   if (r.code !== 0) throw new Error(`keelson bench process failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as KeelsonResult;
 }

@@ -21,6 +21,7 @@ import { createCommandRunner } from '../../netproxy/exec';
 import { createProxyComponent } from '../../netproxy/index';
 import { endpointChain } from '../../netproxy/iptables/chains';
 import { createIptablesPlanner } from '../../netproxy/iptables/planner';
+import { releaseMemory } from '../../agent/memory';
 import { createMemoryFeed } from '../../test/harness/feed';
 import { GEN_NODE, GEN_NODE_IP, GEN_POD_CIDR, endpointIPOf, generate, sliceFor } from './generate';
 
@@ -117,6 +118,7 @@ async function benchVariant(variant: 'nft' | 'legacy', gen: { services: Service[
       nodeName: GEN_NODE,
       nodeIPs: [GEN_NODE_IP],
       exec: createCommandRunner(['nsenter', `--net=/var/run/netns/${ns.name}`, '--']),
+      afterFullSync: () => releaseMemory('proxy full sync'),
     });
     const t0 = performance.now();
     await proxy.start();

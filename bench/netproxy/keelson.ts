@@ -9,7 +9,10 @@
  *   changeMs[]      one EndpointSlice update → flush() resolved (rules live), per change
  *   changeNftMs[]   the `nft -f` part of each
  *   verified        every change was then seen with one `nft get element`
- *   rssMB, hwmMB    VmRSS / VmHWM of this process after the syncs; heapMB: V8 heap in use;
+ *   rssMB, hwmMB    VmRSS / VmHWM of this process after the syncs; heapMB: V8 heap in use,
+ *                   heapTotalMB: V8 heap committed, anonMB: anonymous resident memory,
+ *                   rssInputMB: VmRSS with only the generated objects loaded (the informer caches);
+ *                   run with scripts/node-flags (--expose-gc lets a full sync release its garbage);
  *   hwmFirstMB, hwmResyncMB: VmHWM right after the first full sync and after the forced one
  * Usage: keelson.js SERVICES [ENDPOINTS=10] [CHANGES=15]
  */
@@ -21,6 +24,7 @@ import { createMemoryFeed } from '../../test/harness/feed';
 import { defaultProxyConfig } from '../../netproxy/config';
 import { createCommandRunner, type CommandRunner } from '../../netproxy/exec';
 import { cleanup, createProxyComponent } from '../../netproxy/index';
+import { releaseMemory } from '../../agent/memory';
 import { GEN_NODE, GEN_NODE_IP, GEN_POD_CIDR, clusterIPOf, generate } from './generate';
 
 const N = Number(process.argv[2] ?? 1000);
@@ -33,6 +37,11 @@ let checkMs: number[] = [];
 
 function statusMB(field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : -1;
+}
+
+function rollupMB(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : -1;
 }
 
@@ -59,8 +68,10 @@ async function main() {
     nodeName: GEN_NODE,
     nodeIPs: [GEN_NODE_IP],
     exec,
+    afterFullSync: () => releaseMemory('proxy full sync'),
   });
 
+  const rssInputMB = statusMB('VmRSS');
   const t0 = performance.now();
   await proxy.start();
   await proxy.flush();
@@ -105,13 +116,17 @@ async function main() {
     await sleep(1100); // past minSyncPeriod, so the runner's own follow-up run is done too
   }
   const rssMB = statusMB('VmRSS');
-  const heapMB = Math.round(process.memoryUsage().heapUsed / 1048576);
+  const usage = process.memoryUsage();
+  const heapMB = Math.round(usage.heapUsed / 1048576);
+  const heapTotalMB = Math.round(usage.heapTotal / 1048576);
+  const externalMB = Math.round(usage.external / 1048576);
+  const anonMB = rollupMB('Anonymous');
   const hwmMB = statusMB('VmHWM');
   await proxy.stop();
   const c0 = performance.now();
   await cleanup('nftables', { logger: pino({ level: 'warn' }) });
   const cleanupMs = performance.now() - c0;
-  console.log(JSON.stringify({ services: N, endpoints: E, fullSyncMs, fullNftMs, fullBytes, resyncMs, checkMs, changeMs, changeNftMs, verified, changes: CHANGES, rssMB, hwmMB, hwmFirstMB, hwmResyncMB, heapMB, cleanupMs }));
+  console.log(JSON.stringify({ services: N, endpoints: E, fullSyncMs, fullNftMs, fullBytes, resyncMs, checkMs, changeMs, changeNftMs, verified, changes: CHANGES, rssMB, hwmMB, hwmFirstMB, hwmResyncMB, heapMB, heapTotalMB, rssInputMB, externalMB, anonMB, cleanupMs }));
 }
 
 main().catch((err) => {

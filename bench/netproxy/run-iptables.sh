@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 node_bin=$(scripts/node-runtime.sh)
 "$node_bin" node_modules/typescript/bin/tsc -p tsconfig.json >/dev/null || echo "run-iptables: tsc reported errors elsewhere; running anyway" >&2
+read -r -a node_flags < scripts/node-flags # the flags keelson runs with (--expose-gc among them)
 for variant in ${IPT_VARIANTS:-nft legacy}; do
-  "$node_bin" dist/bench/netproxy/iptables.js "$@" --variants "$variant"
+  "$node_bin" "${node_flags[@]}" dist/bench/netproxy/iptables.js "$@" --variants "$variant"
 done
