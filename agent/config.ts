@@ -48,6 +48,8 @@ export interface KubeletSettings {
   shutdownGracePeriodMs: number;
   /** The part of shutdownGracePeriod kept for critical pods, which stop after the others. */
   shutdownGracePeriodCriticalPodsMs: number;
+  /** Pods that set no seccomp profile run with the runtime's default profile instead of Unconfined. */
+  seccompDefault: boolean;
 }
 
 export interface KeelsonConfig {
@@ -102,6 +104,7 @@ export function defaultKubeletSettings(): KubeletSettings {
     nodeLabels: {},
     shutdownGracePeriodMs: 0,
     shutdownGracePeriodCriticalPodsMs: 0,
+    seccompDefault: false,
   };
 }
 
@@ -207,6 +210,10 @@ const KUBELET_FIELDS: Record<string, Settable> = {
     s.address = v;
   },
   port: int('port', 1, 65535),
+  seccompDefault: (v, field, problems, s) => {
+    if (typeof v !== 'boolean') return void problems.push({ field, reason: 'must be true or false' });
+    s.seccompDefault = v;
+  },
   registerNode: (v, field, problems, s) => {
     if (typeof v !== 'boolean') return void problems.push({ field, reason: 'must be true or false' });
     s.registerNode = v;

@@ -4,7 +4,7 @@ import { isUnimplemented } from '../../cri/errors';
 import type * as T from '../../cri/types';
 import type {
   Container, ContainerConfig, ContainerEventKind, ContainerSecurityExtras, ContainerState, ContainerStatus, Mount, NamespaceMode, NamespaceOptions,
-  PodRuntime, PodSandbox, PodSandboxConfig, RuntimeFilter, SandboxState,
+  PodRuntime, PodSandbox, PodSandboxConfig, RuntimeFilter, SandboxState, SecurityProfile,
 } from './runtime';
 
 const EVENT_KIND: Record<T.ContainerEventType, ContainerEventKind> = {
@@ -32,6 +32,7 @@ function sandboxConfig(c: PodSandboxConfig): T.PodSandboxConfig {
       security_context: {
         namespace_options: namespaceOptions(c.linux.securityContext.namespaceOptions),
         privileged: c.linux.securityContext.privileged,
+        ...(c.linux.securityContext.seccomp ? { seccomp: securityProfile(c.linux.securityContext.seccomp) } : {}),
       },
     },
   };
@@ -71,6 +72,11 @@ function mount(m: Mount): T.Mount {
   return { container_path: m.containerPath, host_path: m.hostPath, readonly: m.readonly, propagation: PROPAGATION[m.propagation ?? 'private'] };
 }
 
+/** RuntimeDefault is the proto3 zero value: the message is still sent (an empty SecurityProfile), which is what selects it. */
+function securityProfile(p: SecurityProfile): T.SecurityProfile {
+  return { profile_type: p.type, ...(p.localhostRef ? { localhost_ref: p.localhostRef } : {}) };
+}
+
 function securityExtras(sc: ContainerSecurityExtras): Partial<T.LinuxContainerSecurityContext> {
   const out: Partial<T.LinuxContainerSecurityContext> = {};
   if (sc.runAsGroup !== undefined) out.run_as_group = { value: sc.runAsGroup };
@@ -80,6 +86,7 @@ function securityExtras(sc: ContainerSecurityExtras): Partial<T.LinuxContainerSe
   if (sc.noNewPrivs) out.no_new_privs = true;
   if (sc.maskedPaths) out.masked_paths = sc.maskedPaths;
   if (sc.readonlyPaths) out.readonly_paths = sc.readonlyPaths;
+  if (sc.seccomp) out.seccomp = securityProfile(sc.seccomp);
   return out;
 }
 
@@ -167,6 +174,7 @@ export function createCriRuntime(cri: CriClient): PodRuntime {
         reason: status.reason,
         message: status.message,
         logPath: status.log_path,
+        mounts: (status.mounts ?? []).map((m) => ({ containerPath: m.container_path, hostPath: m.host_path ?? '', readonly: m.readonly === true })),
       };
     },
     async imageStatus(image) {

@@ -212,6 +212,34 @@ export async function makeEnvironmentVariables(pod: Pod, container: Container, c
   return [...env].map(([key, value]) => ({ key, value }));
 }
 
+/**
+ * The container's volumeMounts with each subPathExpr expanded from its environment into subPath, as
+ * kubelet does: a variable that is undefined or empty is an error, and so is a result that is
+ * absolute or steps out with `..` (the problem names the field).
+ */
+export function expandSubPathExprs(container: Container, envs: EnvVarValue[]): Container {
+  const mounts = container.volumeMounts ?? [];
+  if (!mounts.some((m) => m.subPathExpr)) return container;
+  const map = new Map(envs.map((e) => [e.key, e.value]));
+  const volumeMounts = mounts.map((m, i) => {
+    if (!m.subPathExpr) return m;
+    const field = `volumeMounts[${i}].subPathExpr`;
+    const missing = new Set<string>();
+    const subPath = expandVars(m.subPathExpr, (name) => {
+      const value = map.get(name);
+      if (!value) missing.add(name);
+      return value ?? '';
+    });
+    if (missing.size) throw configError(`${field}: missing value for ${[...missing].sort().join(', ')}`);
+    if (subPath.startsWith('/') || subPath.split('/').includes('..')) {
+      throw configError(`${field}: ${JSON.stringify(m.subPathExpr)} expands to ${JSON.stringify(subPath)}: must be a relative path without '..'`);
+    }
+    const { subPathExpr: _expr, ...rest } = m;
+    return { ...rest, subPath };
+  });
+  return { ...container, volumeMounts };
+}
+
 /** command and args with $(VAR) taken from the container's final environment. */
 export function expandCommandAndArgs(container: Container, envs: EnvVarValue[]): { command: string[]; args: string[] } {
   const map = new Map(envs.map((e) => [e.key, e.value]));

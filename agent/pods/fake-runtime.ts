@@ -191,7 +191,8 @@ export function createFakeRuntime(clock: Clock, options: { images?: string[] } =
     },
     async containerStatus(id) {
       call('containerStatus', id);
-      return { ...strip(mustContainer(id)) };
+      const c = mustContainer(id);
+      return { ...strip(c), mounts: [...(c.config.mounts ?? [])] };
     },
     async imageStatus(image): Promise<ImageInfo | undefined> {
       call('imageStatus', image);

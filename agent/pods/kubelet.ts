@@ -66,6 +66,8 @@ export interface KubeletConfig {
   clusterDNS?: string[];
   /** Cluster domain (kubelet's clusterDomain, e.g. cluster.local). */
   clusterDomain?: string;
+  /** kubelet's seccompDefault: pods that set no seccomp profile get RuntimeDefault instead of Unconfined. */
+  seccompDefault?: boolean;
 }
 
 export interface KubeletOptions {
@@ -327,6 +329,7 @@ export function createKubelet(options: KubeletOptions, deps: Deps): KubeletCompo
         dnsConfig,
         spec: createPodSpecSupport({
           rootDir: config.rootDir,
+          seccompDefault: config.seccompDefault,
           dns: { clusterDNS: config.clusterDNS ?? [], clusterDomain: config.clusterDomain ?? '', host: dnsConfig },
           data: options.podData ?? standalonePodData(),
           runtime: runtime!,

@@ -18,6 +18,9 @@ export const ANNOTATION_CONTAINER_HASH = 'io.kubernetes.container.hash';
 export const ANNOTATION_RESTART_COUNT = 'io.kubernetes.container.restartCount';
 export const ANNOTATION_GRACE_PERIOD = 'io.kubernetes.pod.terminationGracePeriod';
 export const ANNOTATION_CONFIG_SOURCE = 'kubernetes.io/config.source';
+/** The container's terminationMessagePath and terminationMessagePolicy, read back when it exits. */
+export const ANNOTATION_TERMINATION_MESSAGE_PATH = 'io.kubernetes.container.terminationMessagePath';
+export const ANNOTATION_TERMINATION_MESSAGE_POLICY = 'io.kubernetes.container.terminationMessagePolicy';
 
 export function podLabels(pod: Pod): Record<string, string> {
   return {

@@ -7,6 +7,8 @@
 import { CORE_SCHEMA, loadAll, YAMLException } from 'js-yaml';
 import type { Container, DownwardAPIVolumeFile, Pod, Volume } from 'kubernetes-types/core/v1';
 import { bytes, milliCpu } from './quantity';
+import { seccompProblems } from './seccomp';
+import { DEFAULT_TERMINATION_MESSAGE_PATH, TERMINATION_MESSAGE_POLICIES } from './termination-message';
 
 export interface FieldProblem {
   field: string;
@@ -49,10 +51,11 @@ const objectMeta = obj({
 });
 
 const capabilities = obj({ add: 'stringList', drop: 'stringList' });
+const seccompProfile = obj({ type: 'string', localhostProfile: 'string' });
 const securityContext = obj({
   capabilities, privileged: 'bool', seLinuxOptions: 'any', windowsOptions: 'any', runAsUser: 'int',
   runAsGroup: 'int', runAsNonRoot: 'bool', readOnlyRootFilesystem: 'bool', allowPrivilegeEscalation: 'bool',
-  procMount: 'string', seccompProfile: 'any', appArmorProfile: 'any',
+  procMount: 'string', seccompProfile, appArmorProfile: 'any',
 });
 
 const fieldRef = obj({ apiVersion: 'string', fieldPath: 'string' });
@@ -109,7 +112,7 @@ const volume = obj({
 const podSecurityContext = obj({
   runAsUser: 'int', runAsGroup: 'int', runAsNonRoot: 'bool', supplementalGroups: list('int'), fsGroup: 'int',
   supplementalGroupsPolicy: 'string', fsGroupChangePolicy: 'string', seLinuxOptions: 'any', windowsOptions: 'any',
-  sysctls: 'any', seccompProfile: 'any', appArmorProfile: 'any', seLinuxChangePolicy: 'string',
+  sysctls: 'any', seccompProfile, appArmorProfile: 'any', seLinuxChangePolicy: 'string',
 });
 
 const podSpec = obj({
@@ -129,7 +132,7 @@ const podSchema = obj({ apiVersion: 'string', kind: 'string', metadata: objectMe
 /** Valid Pod fields that change what runs and that standalone keelson cannot honour yet: errors. */
 const UNSUPPORTED = new Set([
   'spec.ephemeralContainers', 'spec.hostPID', 'spec.hostIPC', 'spec.shareProcessNamespace', 'spec.runtimeClassName',
-  'spec.containers[].volumeDevices', 'spec.containers[].restartPolicy', 'spec.containers[].volumeMounts[].subPathExpr',
+  'spec.containers[].volumeDevices', 'spec.containers[].restartPolicy',
   'spec.volumes[].projected.sources[].clusterTrustBundle',
   ...UNSUPPORTED_VOLUME_TYPES.map((t) => `spec.volumes[].${t}`),
 ]);
@@ -140,9 +143,9 @@ const IGNORED = new Set([
   'spec.readinessGates', 'spec.topologySpreadConstraints', 'spec.schedulingGates', 'spec.resourceClaims',
   'spec.resources', 'spec.overhead', 'spec.os', 'spec.hostUsers',
   'spec.securityContext.seLinuxOptions', 'spec.securityContext.windowsOptions', 'spec.securityContext.sysctls',
-  'spec.securityContext.seccompProfile', 'spec.securityContext.appArmorProfile',
+  'spec.securityContext.appArmorProfile',
   'spec.securityContext.supplementalGroupsPolicy', 'spec.securityContext.seLinuxChangePolicy',
-  'spec.containers[].securityContext.seLinuxOptions', 'spec.containers[].securityContext.seccompProfile',
+  'spec.containers[].securityContext.seLinuxOptions',
   'spec.containers[].securityContext.appArmorProfile', 'spec.containers[].stdin', 'spec.containers[].tty',
   'spec.containers[].volumeMounts[].recursiveReadOnly',
 ]);
@@ -233,6 +236,9 @@ function checkContainer(c: Container, path: string, errors: FieldProblem[]): voi
   if (c.imagePullPolicy !== undefined && !PULL_POLICIES.includes(c.imagePullPolicy)) {
     errors.push({ field: `${path}.imagePullPolicy`, message: unsupportedValue(c.imagePullPolicy, PULL_POLICIES) });
   }
+  if (c.terminationMessagePolicy !== undefined && !TERMINATION_MESSAGE_POLICIES.includes(c.terminationMessagePolicy)) {
+    errors.push({ field: `${path}.terminationMessagePolicy`, message: unsupportedValue(c.terminationMessagePolicy, TERMINATION_MESSAGE_POLICIES) });
+  }
   (c.ports ?? []).forEach((p, i) => {
     const pp = `${path}.ports[${i}]`;
     if (p.containerPort === undefined) errors.push({ field: `${pp}.containerPort`, message: 'Required value' });
@@ -265,6 +271,10 @@ function checkContainer(c: Container, path: string, errors: FieldProblem[]): voi
     if (!m.mountPath) errors.push({ field: `${mp}.mountPath`, message: 'Required value' });
     else if (!m.mountPath.startsWith('/')) errors.push({ field: `${mp}.mountPath`, message: `Invalid value: ${JSON.stringify(m.mountPath)}: must be an absolute path` });
     if (m.subPath && (m.subPath.startsWith('/') || m.subPath.split('/').includes('..'))) errors.push({ field: `${mp}.subPath`, message: `Invalid value: ${JSON.stringify(m.subPath)}: must be a relative path without '..'` });
+    if (m.subPathExpr) {
+      if (m.subPath) errors.push({ field: `${mp}.subPathExpr`, message: `Invalid value: ${JSON.stringify(m.subPathExpr)}: subPathExpr and subPath are mutually exclusive` });
+      if (m.subPathExpr.startsWith('/') || m.subPathExpr.split('/').includes('..')) errors.push({ field: `${mp}.subPathExpr`, message: `Invalid value: ${JSON.stringify(m.subPathExpr)}: must be a relative path without '..'` });
+    }
     if (m.mountPropagation !== undefined && !MOUNT_PROPAGATIONS.includes(m.mountPropagation)) errors.push({ field: `${mp}.mountPropagation`, message: unsupportedValue(m.mountPropagation, MOUNT_PROPAGATIONS) });
   });
   for (const kind of ['limits', 'requests'] as const) {
@@ -274,6 +284,7 @@ function checkContainer(c: Container, path: string, errors: FieldProblem[]): voi
       if (parsed === undefined) errors.push({ field, message: `Invalid value: ${JSON.stringify(q)}: must be a quantity` });
     }
   }
+  errors.push(...seccompProblems(c.securityContext?.seccompProfile, `${path}.securityContext.seccompProfile`));
   const runAsUser = c.securityContext?.runAsUser;
   if (runAsUser !== undefined && runAsUser < 0) errors.push({ field: `${path}.securityContext.runAsUser`, message: `Invalid value: ${runAsUser}: must be >= 0` });
 }
@@ -365,6 +376,7 @@ function checkPod(pod: Pod, errors: FieldProblem[]): void {
   const spec = pod.spec;
   if (!spec) return void errors.push({ field: 'spec', message: 'Required value' });
   if (!spec.containers || spec.containers.length === 0) errors.push({ field: 'spec.containers', message: 'Required value' });
+  errors.push(...seccompProblems(spec.securityContext?.seccompProfile, 'spec.securityContext.seccompProfile'));
   const seen = new Set<string>();
   const volumeNames = new Set((spec.volumes ?? []).map((v) => v?.name));
   for (const list of ['initContainers', 'containers'] as const) {
@@ -414,7 +426,7 @@ export function applyDefaults(input: Pod): Pod {
   spec.dnsPolicy ??= 'ClusterFirst';
   for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
     c.imagePullPolicy ??= defaultPullPolicy(c.image!);
-    c.terminationMessagePath ??= '/dev/termination-log';
+    c.terminationMessagePath ??= DEFAULT_TERMINATION_MESSAGE_PATH;
     c.terminationMessagePolicy ??= 'File';
     for (const p of c.ports ?? []) {
       p.protocol ??= 'TCP';

@@ -9,6 +9,7 @@ import { parseQuantity } from './quantity';
 import { addInitContainerStatuses } from './init-containers';
 import { isHostNetwork } from './runtime-config';
 import { iso, terminatedState } from './container-state';
+import { capTerminationMessages } from './termination-message';
 import type { ContainerInstance, RuntimePodState } from './runtime-state';
 
 export interface StatusContext {
@@ -131,5 +132,6 @@ export function generatePodStatus(pod: Pod, state: RuntimePodState, ctx: StatusC
   addInitContainerStatuses(pod, state, status, {
     runtimeName: ctx.runtimeName, terminated: ctx.terminated, waiting: (name) => ctx.actions?.waiting.get(name) ?? ctx.errors.get(name), health: ctx.health,
   });
+  capTerminationMessages(pod, status);
   return status;
 }

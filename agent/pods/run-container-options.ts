@@ -14,12 +14,14 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock';
 import { podDnsConfig, renderEtcHosts, type ClusterDnsSettings } from './dns';
 import type { DownwardContext } from './downward-api';
-import { CONFIG_ERROR, expandCommandAndArgs, makeEnvironmentVariables } from './env';
+import { CONFIG_ERROR, expandCommandAndArgs, expandSubPathExprs, makeEnvironmentVariables } from './env';
 import { matchCredentials, pullSecretConfigs } from './image-secrets';
 import { ContainerStartError } from './images';
 import type { PodDataLookup } from './pod-data';
-import type { DnsConfig, Mount, PodRuntime, RegistryAuthConfig } from './runtime';
+import type { DnsConfig, Mount, PodRuntime, RegistryAuthConfig, SecurityProfile } from './runtime';
+import { containerSeccompProfile, sandboxSeccompProfile, seccompProfileProblem, type SeccompSettings } from './seccomp';
 import { isHostNetwork, verifyRunAsNonRoot, type ContainerContext } from './runtime-config';
+import { terminationMessageMount } from './termination-message';
 import { createSystemMounter, createVolumeManager, VolumeError, type Mounter, type VolumeManager } from './volumes';
 import { errorMessage } from '../errors';
 
@@ -32,6 +34,8 @@ export interface PodSpecSupportOptions {
   clock: Clock;
   /** Default: the real mount(8)/umount(8). */
   mounter?: Mounter;
+  /** kubelet's seccompDefault: RuntimeDefault for pods that set no seccomp profile (default false: Unconfined). */
+  seccompDefault?: boolean;
   /** For resourceFieldRef of unset limits; default: this host's CPUs, memory and rootDir's file system. */
   nodeAllocatable?: DownwardContext['nodeAllocatable'];
 }
@@ -40,6 +44,8 @@ export interface PodSpecSupport {
   readonly volumes: VolumeManager;
   /** The sandbox DNS config (dnsPolicy, clusterDNS, dnsConfig). */
   sandboxDns(pod: Pod): DnsConfig | undefined;
+  /** The sandbox's seccomp profile (the pod's, else the node default). */
+  sandboxSeccomp(pod: Pod): SecurityProfile;
   readonly clusterDomain: string;
   /** Sets up or refreshes the pod's volumes; throws (the pod waits in ContainerCreating). */
   prepareVolumes(pod: Pod, hostIP: string): Promise<void>;
@@ -63,6 +69,7 @@ export function createPodSpecSupport(options: PodSpecSupportOptions): PodSpecSup
   let allocatable: Promise<DownwardContext['nodeAllocatable']> | undefined;
   const nodeAllocatable = () => (allocatable ??= options.nodeAllocatable ? Promise.resolve(options.nodeAllocatable) : defaultAllocatable(options.rootDir));
   const warned = new Set<string>();
+  const seccomp: SeccompSettings = { profileRoot: path.join(options.rootDir, 'seccomp'), defaultToRuntimeDefault: options.seccompDefault === true };
 
   const downward = async (hostIP: string, podIP: string): Promise<DownwardContext> => ({
     podIPs: podIP ? [podIP] : [], hostIPs: hostIP ? [hostIP] : [], nodeAllocatable: await nodeAllocatable(),
@@ -84,6 +91,7 @@ export function createPodSpecSupport(options: PodSpecSupportOptions): PodSpecSup
     volumes,
     clusterDomain: options.dns.clusterDomain,
     sandboxDns: (pod) => podDnsConfig(pod, options.dns),
+    sandboxSeccomp: (pod) => sandboxSeccompProfile(pod, seccomp),
 
     async prepareVolumes(pod, hostIP) {
       await volumes.setUp(pod, await downward(hostIP, ''));
@@ -91,6 +99,10 @@ export function createPodSpecSupport(options: PodSpecSupportOptions): PodSpecSup
 
     async runContainerOptions(pod, c, ips) {
       const fail = (message: string) => new ContainerStartError(CONFIG_ERROR, message);
+      const profile = containerSeccompProfile(pod, c, seccomp);
+      // a missing Localhost profile: the runtime would refuse the container; say which file, for this container only
+      const profileProblem = await seccompProfileProblem(profile);
+      if (profileProblem) throw new ContainerStartError('CreateContainerError', profileProblem);
       const nonRoot = c.securityContext?.runAsNonRoot ?? pod.spec?.securityContext?.runAsNonRoot;
       const runAsUser = c.securityContext?.runAsUser ?? pod.spec?.securityContext?.runAsUser;
       if (nonRoot) {
@@ -101,13 +113,17 @@ export function createPodSpecSupport(options: PodSpecSupportOptions): PodSpecSup
       const envs = await makeEnvironmentVariables(pod, c, { ...(await downward(ips.hostIP, ips.podIP)), data });
       const { command, args } = expandCommandAndArgs(c, envs);
       let mounts: Mount[];
+      const expanded = expandSubPathExprs(c, envs);
       try {
-        mounts = volumes.mounts(pod, c);
+        if (expanded !== c) await volumes.ensureSubPaths(pod, expanded);
+        mounts = volumes.mounts(pod, expanded);
       } catch (err) {
         throw fail(err instanceof VolumeError ? err.message : errorMessage(err));
       }
       mounts.push(...(await etcHostsMount(pod, c, ips.podIP, mounts)));
-      return { envs, command, args, mounts };
+      const termination = await terminationMessageMount(volumes.podDir(pod.metadata!.uid!), c);
+      if (termination) mounts.push(termination);
+      return { envs, command, args, mounts, seccomp: profile };
     },
 
     async pullCredentials(pod, image) {

@@ -11,7 +11,8 @@ import {
 import { containerLogPath, podLogDir } from './log-paths';
 import { bytes, milliCpu } from './quantity';
 import { podHostnameAndDomain } from './dns';
-import type { ContainerConfig, DnsConfig, LinuxContainerResources, Mount, NamespaceOptions, PodSandboxConfig, Protocol } from './runtime';
+import { terminationMessageAnnotations } from './termination-message';
+import type { ContainerConfig, DnsConfig, LinuxContainerResources, Mount, NamespaceOptions, PodSandboxConfig, Protocol, SecurityProfile } from './runtime';
 
 export const CPU_PERIOD_US = 100_000;
 const MIN_SHARES = 2;
@@ -30,6 +31,8 @@ export interface SandboxContext {
   dnsConfig?: DnsConfig;
   /** For spec.subdomain and setHostnameAsFQDN. */
   clusterDomain?: string;
+  /** The sandbox's seccomp profile (seccomp.ts); unset leaves the runtime's choice. */
+  seccomp?: SecurityProfile;
 }
 
 /** The sandbox hostname: '' on the host network, else spec.hostname or the pod name (the FQDN with setHostnameAsFQDN). */
@@ -58,6 +61,7 @@ export function makeSandboxConfig(pod: Pod, attempt: number, ctx: SandboxContext
       securityContext: {
         namespaceOptions: namespaceOptions(pod),
         privileged: spec.containers.some((c) => c.securityContext?.privileged === true),
+        ...(ctx.seccomp ? { seccomp: ctx.seccomp } : {}),
       },
     },
   };
@@ -87,6 +91,8 @@ export interface ContainerContext {
   command?: string[];
   args?: string[];
   mounts?: Mount[];
+  /** The container's seccomp profile (seccomp.ts); unset leaves the runtime's choice. */
+  seccomp?: SecurityProfile;
 }
 
 /** What the runtime masks and makes read-only in /proc and /sys unless privileged (procMount Default). */
@@ -159,11 +165,12 @@ export function makeContainerConfig(pod: Pod, c: ApiContainer, restartCount: num
       [ANNOTATION_CONTAINER_HASH]: containerSpecHash(c),
       [ANNOTATION_RESTART_COUNT]: String(restartCount),
       [ANNOTATION_GRACE_PERIOD]: String(pod.spec!.terminationGracePeriodSeconds ?? 30),
+      ...terminationMessageAnnotations(c),
     },
     logPath: containerLogPath(c.name, restartCount),
     linux: {
       resources: containerResources(c),
-      securityContext: effectiveSecurityContext(pod, c),
+      securityContext: { ...effectiveSecurityContext(pod, c), ...(ctx.seccomp ? { seccomp: ctx.seccomp } : {}) },
     },
     ...(ctx.mounts ? { mounts: ctx.mounts } : {}),
   };

@@ -99,12 +99,17 @@ export function createRuntimeManager(options: RuntimeManagerOptions): RuntimeMan
       // volumes are set up (and refreshed: ConfigMap/Secret/token changes) on every sync, before containers start
       if (spec) await spec.prepareVolumes(pod, hostIP);
       const dnsConfig = spec ? spec.sandboxDns(pod) : pod.spec!.hostNetwork ? undefined : options.dnsConfig;
-      const sandboxConfig = makeSandboxConfig(pod, actions.attempt, { podLogsDir, dnsConfig, clusterDomain: spec?.clusterDomain });
+      const sandboxConfig = makeSandboxConfig(pod, actions.attempt, { podLogsDir, dnsConfig, clusterDomain: spec?.clusterDomain, seccomp: spec?.sandboxSeccomp(pod) });
       let sandboxId = actions.sandboxId;
       let podIP = state.sandboxes[0]?.ip ?? '';
       if (actions.createSandbox) {
         await mkdir(logDir, { recursive: true, mode: 0o755 });
-        sandboxId = await runtime.runPodSandbox(sandboxConfig);
+        try {
+          sandboxId = await runtime.runPodSandbox(sandboxConfig);
+        } catch (err) {
+          recordEvent(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${errorMessage(err)}`);
+          throw err;
+        }
         podIP = (await runtime.podSandboxStatus(sandboxId)).ip;
         logger.info({ pod: ref, sandbox: sandboxId, attempt: actions.attempt, podIP: podIP || undefined }, 'created pod sandbox');
       } else {

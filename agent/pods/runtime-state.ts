@@ -7,6 +7,7 @@
  */
 import { ANNOTATION_RESTART_COUNT, LABEL_CONTAINER_NAME, LABEL_POD_UID } from './labels';
 import type { Container, ContainerStatus, PodRuntime, PodSandbox } from './runtime';
+import { exitedContainerMessage } from './termination-message';
 
 export interface SandboxInstance extends PodSandbox {
   /** Pod IP, read for the newest ready sandbox only ('' otherwise). */
@@ -124,6 +125,8 @@ export function createRuntimeStateReader(runtime: PodRuntime): CachingRuntimeSta
             } catch {
               return; // removed since the list
             }
+            // read once per exit (the status is cached from here on): the termination message file or log tail
+            if (status.state === 'exited') status = { ...status, message: await exitedContainerMessage(status) };
           }
           next.set(c.id, status);
           instances.push({

@@ -43,8 +43,14 @@ export interface PodSandboxConfig {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   linux: {
-    securityContext: { namespaceOptions: NamespaceOptions; privileged: boolean };
+    securityContext: { namespaceOptions: NamespaceOptions; privileged: boolean; seccomp?: SecurityProfile };
   };
+}
+
+/** A seccomp profile (CRI SecurityProfile); localhostRef is the profile file's absolute path. */
+export interface SecurityProfile {
+  type: 'RuntimeDefault' | 'Unconfined' | 'Localhost';
+  localhostRef?: string;
 }
 
 export interface PodSandbox {
@@ -106,6 +112,8 @@ export interface ContainerStatus extends Container {
   reason: string;
   message: string;
   logPath: string;
+  /** The container's mounts as the runtime reports them (the termination message file is one). */
+  mounts?: Mount[];
 }
 
 export interface ImageInfo {
@@ -204,6 +212,7 @@ export interface ContainerSecurityExtras {
   noNewPrivs?: boolean;
   maskedPaths?: string[];
   readonlyPaths?: string[];
+  seccomp?: SecurityProfile;
 }
 
 /** Credentials for one registry (CRI AuthConfig). */

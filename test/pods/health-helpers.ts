@@ -2,6 +2,9 @@
  * Shared set-up of the health and lifecycle unit tests (test/pods/health-*.test.ts, gc-*.test.ts):
  * a kubelet on the fake runtime and fake clock, fed by an in-memory pod source.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import type { Pod } from 'kubernetes-types/core/v1';
 import { createFakeClock, type FakeClock } from '../../agent/pods/fake-clock';
@@ -51,16 +54,31 @@ export interface Env {
   until(fn: () => boolean, maxMs?: number, stepMs?: number): Promise<number>;
 }
 
-/** Lets the workers run until the runtime sees no new calls for a few turns (they do real fs I/O for log folders). */
+/** File system requests in flight (the workers' log folders, pod files, termination messages). */
+const fsBusy = () => process.getActiveResourcesInfo().some((r) => r.startsWith('FSReq'));
+
+/** Lets the workers run until the runtime sees no new calls and no file I/O is pending for a few turns. */
 export async function flush(runtime?: FakeRuntime) {
   let quiet = 0;
   let seen = -1;
   while (quiet < 4) {
     await new Promise((r) => setTimeout(r, 2));
     const n = runtime?.calls.length ?? 0;
-    quiet = n === seen ? quiet + 1 : 0;
+    quiet = n === seen && !fsBusy() ? quiet + 1 : 0;
     seen = n;
   }
+}
+
+let rootDir: string | undefined;
+
+/** One temp rootDir per test process (pod folders, termination message files), removed at exit. */
+export function unitRootDir(): string {
+  if (!rootDir) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keelson-unit-root-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    rootDir = dir;
+  }
+  return rootDir;
 }
 
 export async function setup(options: { runtime?: FakeRuntime; clock?: FakeClock; config?: Partial<KubeletConfig> } = {}): Promise<Env> {
@@ -72,7 +90,7 @@ export async function setup(options: { runtime?: FakeRuntime; clock?: FakeClock;
   const kubelet = createKubelet(
     {
       runtime, clock, logger,
-      config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent', ...options.config },
+      config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: unitRootDir(), nodeName: 'node1', resolvConf: '/nonexistent', ...options.config },
     },
     { sources: [source] },
   );

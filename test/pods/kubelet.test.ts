@@ -12,6 +12,7 @@ import { createKubelet, type KubeletComponent } from '../../agent/pods/kubelet';
 import { applyDefaults } from '../../agent/pods/manifest';
 import type { PodSource } from '../../agent/pods/pod-source';
 import { toStaticPod } from '../../agent/pods/static-pod';
+import { unitRootDir } from './health-helpers';
 
 const IMAGE = 'busybox:1';
 
@@ -66,7 +67,7 @@ async function setup(runtime?: FakeRuntime, clock?: FakeClock, initial: Pod[] = 
   runtime ??= createFakeRuntime(clock, { images: [IMAGE] });
   const source = memorySource(initial);
   const kubelet = createKubelet(
-    { runtime, clock, logger: pino({ level: process.env.KT_DEBUG ? 'debug' : 'silent' }), config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent' } },
+    { runtime, clock, logger: pino({ level: process.env.KT_DEBUG ? 'debug' : 'silent' }), config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: unitRootDir(), nodeName: 'node1', resolvConf: '/nonexistent' } },
     { sources: [source] },
   );
   await kubelet.start();
@@ -311,7 +312,7 @@ test('no orphan cleanup before the source delivered its first set (an unreadable
   await first.kubelet.stop();
   const silent: PodSource = { name: 'file', start: async () => {}, stop() {}, problems: () => [] };
   const kubelet = createKubelet(
-    { runtime, clock, logger: pino({ level: 'silent' }), config: { staticPodPath: '/m', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent' } },
+    { runtime, clock, logger: pino({ level: 'silent' }), config: { staticPodPath: '/m', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: unitRootDir(), nodeName: 'node1', resolvConf: '/nonexistent' } },
     { sources: [silent] },
   );
   await kubelet.start();

@@ -26,6 +26,7 @@ import { toStaticPod } from '../../agent/pods/static-pod';
 import { startContainerd } from '../harness/containerd';
 import { BUSYBOX_IMAGE } from '../harness/images';
 import { integrationTest } from '../harness/requirements';
+import { unitRootDir } from './health-helpers';
 
 const itest = integrationTest({ root: true, commands: ['containerd', 'runc', 'nsenter', 'ip'] });
 
@@ -102,7 +103,7 @@ async function setup(pods: Pod[]): Promise<Env> {
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const source = memorySource(pods);
   const kubelet = createKubelet(
-    { runtime, clock, logger, config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: '/tmp', nodeName: 'node1', resolvConf: '/nonexistent' } },
+    { runtime, clock, logger, config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: unitRootDir(), nodeName: 'node1', resolvConf: '/nonexistent' } },
     { sources: [source] },
   );
   await kubelet.start();

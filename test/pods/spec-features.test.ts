@@ -7,102 +7,38 @@
  * siblings undisturbed), ConfigMap update propagation, and volume cleanup when the pod goes.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Pod, PodStatus } from 'kubernetes-types/core/v1';
-import pino from 'pino';
-import { createCriClient, type CriClient } from '../../cri/client';
-import { createKubelet, type KubeletComponent } from '../../agent/pods';
-import { applyDefaults } from '../../agent/pods/manifest';
-import type { PodSource } from '../../agent/pods/pod-source';
-import { startContainerd, type ContainerdNode } from '../harness/containerd';
-import { BUSYBOX_IMAGE } from '../harness/images';
+import type { Pod } from 'kubernetes-types/core/v1';
 import { integrationTest } from '../harness/requirements';
-import { b64, memoryPodData, type MemoryPodData } from './spec-helpers';
+import { b64 } from './spec-helpers';
+import { SPEC_NODE_COMMANDS, SPEC_NODE_IP as NODE_IP, sh, specNode } from './spec-node';
 
-const itest = integrationTest({ root: true, commands: ['containerd', 'runc', 'nsenter', 'ip', 'mount', 'umount'] });
+const itest = integrationTest({ root: true, commands: SPEC_NODE_COMMANDS });
 
-const NODE_IP = '192.0.2.10';
-let node: ContainerdNode | undefined;
-let cri: CriClient | undefined;
-let kubelet: KubeletComponent | undefined;
-let rootDir = '';
 let hostDir = '';
-let data: MemoryPodData;
-let deliver: (pods: Pod[]) => void = () => undefined;
-const pods = new Map<string, Pod>();
-const logLines: Record<string, unknown>[] = [];
-
-function setPods() {
-  deliver([...pods.values()]);
-}
-
-function pod(name: string, spec: Record<string, unknown>, meta: Record<string, unknown> = {}): Pod {
-  return applyDefaults({
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name, namespace: 'ns1', uid: `uid-${name}-${process.pid}`, ...meta },
-    spec: { nodeName: 'edge1', terminationGracePeriodSeconds: 0, ...spec },
-  } as Pod);
-}
-
-const sh = (script: string) => ({ image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', script] });
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; pods: ${JSON.stringify(kubelet?.pods())}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const statusOf = (name: string): PodStatus | undefined => kubelet!.statusManager.getPodStatus(pods.get(name)!.metadata!.uid!);
-
-async function containerId(podName: string, container: string): Promise<string> {
-  return waitFor(`${podName}/${container} running`, async () => {
-    const { containers } = await cri!.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': pods.get(podName)!.metadata!.uid!, 'io.kubernetes.container.name': container } } });
-    return containers.find((c) => c.state === 'CONTAINER_RUNNING')?.id;
-  });
-}
-
-async function exec(podName: string, container: string, script: string): Promise<string> {
-  const res = await cri!.execSync({ container_id: await containerId(podName, container), cmd: ['sh', '-c', script], timeout: 10 });
-  return res.stdout.toString('utf8') + res.stderr.toString('utf8');
-}
-
-itest.before(async () => {
-  node = await startContainerd({ podSubnet: '10.88.9.0/24' });
-  rootDir = await mkdtemp(path.join(os.tmpdir(), 'keelson-spec-root-'));
-  hostDir = path.join(rootDir, 'host-data', 'made-by-kubelet');
-  cri = createCriClient({ endpoint: node.endpoint });
-  data = memoryPodData({
+const node = specNode(itest, {
+  podSubnet: '10.88.9.0/24',
+  config: { clusterDNS: ['10.96.0.10'], clusterDomain: 'cluster.local' },
+  objects: {
     configMaps: [{ metadata: { namespace: 'ns1', name: 'cfg' }, data: { MODE: 'fast', 'app.conf': 'version=1', level: '3' } }],
     secrets: [{ metadata: { namespace: 'ns1', name: 'creds' }, data: { PASSWORD: b64('s3cret'), 'tls.key': b64('KEY') } }],
     services: [
       { metadata: { namespace: 'ns1', name: 'web-api' }, spec: { clusterIP: '10.96.0.20', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } },
       { metadata: { namespace: 'default', name: 'kubernetes' }, spec: { clusterIP: '10.96.0.1', ports: [{ name: 'https', port: 443, protocol: 'TCP' }] } },
     ],
-  });
-  const source: PodSource = {
-    name: 'test',
-    async start(onPods) {
-      deliver = onPods;
-      setPods();
-    },
-    stop() {},
-    problems: () => [],
-  };
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
-  kubelet = createKubelet({
-    cri, logger, podData: data,
-    config: {
-      staticPodPath: '/nonexistent', podLogsDir: node.podLogDir, rootDir, nodeName: 'edge1', nodeIP: NODE_IP,
-      clusterDNS: ['10.96.0.10'], clusterDomain: 'cluster.local', resyncMs: 1500, backoff: { initialMs: 500, maxMs: 1000 },
-    },
-  }, { sources: [source] });
+  },
+  prepare: async (rootDir) => {
+    hostDir = path.join(rootDir, 'host-data', 'made-by-kubelet');
+    node.add(...testPods());
+  },
+});
+const { statusOf, exec, waitFor } = node;
+const data = node.data;
+const pod = (name: string, spec: Record<string, unknown>, meta: Record<string, unknown> = {}): Pod => node.pod(name, spec, meta);
 
+function testPods(): Pod[] {
+  const pods = new Map<string, Pod>();
   pods.set('features', pod('features', {
     hostname: 'web', subdomain: 'sub',
     dnsConfig: { searches: ['extra.example'], options: [{ name: 'timeout', value: '2' }] },
@@ -184,31 +120,8 @@ itest.before(async () => {
     initContainers: [{ name: 'broken', ...sh('exit 3') }],
     containers: [{ name: 'app', ...sh('exec sleep 3600') }],
   }));
-  await kubelet.start();
-});
-
-itest.afterEach.always((t) => {
-  if (!t.passed) node?.markFailed();
-});
-
-itest.after.always(async () => {
-  if (process.env.KT_DEBUG) for (const l of logLines) if ((l.level as number) >= (process.env.KT_DEBUG === 'all' ? 0 : 40)) console.log(JSON.stringify(l));
-  // remove every pod so volumes are torn down through the kubelet, then stop
-  pods.clear();
-  setPods();
-  await new Promise((r) => setTimeout(r, 2000));
-  await Promise.race([kubelet?.stop(), new Promise((r) => setTimeout(r, 10_000).unref())]);
-  cri?.close();
-  await node?.stop();
-  if (rootDir) {
-    try {
-      execFileSync('sh', ['-c', `grep -o " ${rootDir}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
-    } catch {
-      // nothing mounted
-    }
-    await rm(rootDir, { recursive: true, force: true });
-  }
-});
+  return [...pods.values()];
+}
 
 itest.serial('init containers run in order, the sidecar keeps running beside the app; the pod is Running and Initialized', async (t) => {
   // generous: under a loaded CI machine five pods start at once
@@ -249,7 +162,7 @@ itest.serial('volumes inside the container: configMap, secret (tmpfs, mode), dow
   t.is(await exec('features', 'app', 'cat /etc/creds/..data/PASSWORD; stat -L -c %a /etc/creds/PASSWORD'), 's3cret444\n');
   t.is(await exec('features', 'app', 'cat /etc/info/labels; echo; cat /etc/info/cpu'), 'app="shop"\ntier="front"\n500');
   t.regex(await exec('features', 'app', 'cat /var/run/proj/token; echo; cat /var/run/proj/level'), /^token-\d+\n3$/);
-  t.deepEqual(data.tokenRequests[0].options, { audiences: ['vault'], expirationSeconds: 3600, boundPod: { name: 'features', uid: pods.get('features')!.metadata!.uid! } });
+  t.deepEqual(data.tokenRequests[0].options, { audiences: ['vault'], expirationSeconds: 3600, boundPod: { name: 'features', uid: node.uid('features') } });
   const mounts = await exec('features', 'app', 'cat /proc/mounts');
   t.regex(mounts, /^tmpfs \/mem tmpfs \S*size=8192k/m);
   t.regex(mounts, /^tmpfs \/etc\/creds tmpfs ro/m);
@@ -266,9 +179,9 @@ itest.serial('DNS, hostname, /etc/hosts, port mapping, labels and annotations', 
   t.is(await exec('features', 'app', 'hostname'), 'web\n');
   const podIP = statusOf('features')!.podIP!;
   t.regex(await exec('features', 'app', 'cat /etc/hosts'), new RegExp(`^${podIP.replace(/\./g, '\\.')}\\tweb\\.sub\\.ns1\\.svc\\.cluster\\.local\\tweb$`, 'm'));
-  const nat = execFileSync('nsenter', [`--net=/var/run/netns/${node!.netns}`, 'iptables-save', '-t', 'nat'], { encoding: 'utf8' });
+  const nat = execFileSync('nsenter', [`--net=/var/run/netns/${node.containerd.netns}`, 'iptables-save', '-t', 'nat'], { encoding: 'utf8' });
   t.regex(nat, /--dport 18080 .*-j DNAT --to-destination 10\.88\.9\.\d+:8080|18080/);
-  const { items } = await cri!.listPodSandbox({ filter: { label_selector: { 'io.kubernetes.pod.uid': pods.get('features')!.metadata!.uid! } } });
+  const { items } = await node.cri.listPodSandbox({ filter: { label_selector: { 'io.kubernetes.pod.uid': node.uid('features') } } });
   t.is(items[0].labels.tier, 'front');
   t.is(items[0].annotations['example.com/owner'], 'team-a');
 });
@@ -303,7 +216,7 @@ itest.serial('runAsNonRoot with a root image is refused; a failed init container
   const failed = await waitFor('initfail Failed', () => statusOf('initfail')?.phase === 'Failed' && statusOf('initfail'));
   t.is(failed.initContainerStatuses![0].state!.terminated!.exitCode, 3);
   t.falsy(failed.containerStatuses![0].state!.running);
-  const { containers } = await cri!.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': pods.get('initfail')!.metadata!.uid!, 'io.kubernetes.container.name': 'app' } } });
+  const { containers } = await node.cri.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': node.uid('initfail'), 'io.kubernetes.container.name': 'app' } } });
   t.is(containers.length, 0, 'the app container never ran');
 });
 
@@ -316,14 +229,13 @@ itest.serial('ConfigMap and Secret changes reach the mounted files through the .
 });
 
 itest.serial('a removed pod: containers gone, tmpfs volumes unmounted, its folder deleted; hostPath kept', async (t) => {
-  const uid = pods.get('features')!.metadata!.uid!;
-  const podDir = path.join(rootDir, 'pods', uid);
+  const uid = node.uid('features');
+  const podDir = path.join(node.rootDir, 'pods', uid);
   t.true((await readFile('/proc/self/mountinfo', 'utf8')).includes(podDir));
-  pods.delete('features');
-  setPods();
+  node.remove('features');
   await waitFor('pod folder removed', async () => !(await stat(podDir).catch(() => undefined)));
   t.false((await readFile('/proc/self/mountinfo', 'utf8')).includes(podDir));
-  const { containers } = await cri!.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': uid } } });
+  const { containers } = await node.cri.listContainers({ filter: { label_selector: { 'io.kubernetes.pod.uid': uid } } });
   t.is(containers.length, 0);
   t.true((await stat(hostDir)).isDirectory());
 });

@@ -64,6 +64,8 @@ export interface VolumeManagerOptions {
 export interface VolumeManager {
   /** Sets up (or refreshes) every volume of the pod; throws a VolumeError naming the volume. */
   setUp(pod: Pod, downward: DownwardContext): Promise<void>;
+  /** Creates the missing subPath folders of the container's emptyDir and hostPath mounts (subPathExpr already expanded). */
+  ensureSubPaths(pod: Pod, container: Container): Promise<void>;
   /** The CRI mounts of one container; throws a VolumeError for a bad volumeMount. */
   mounts(pod: Pod, container: Container): Mount[];
   /** `<rootDir>/pods/<uid>`: the pod's own folder (volumes, etc-hosts). */
@@ -127,6 +129,17 @@ export function createVolumeManager(options: VolumeManagerOptions): VolumeManage
     return writeAtomic(dir, await payloadOf(pod, v, downward), new Date(options.clock.now()), fsGroup);
   }
 
+  /** Creates missing subPath folders of writable volumes (emptyDir, hostPath), as kubelet does. */
+  async function ensureSubPaths(pod: Pod, container: Container): Promise<void> {
+    const volumes = new Map((pod.spec?.volumes ?? []).map((v) => [v.name, v]));
+    for (const m of container.volumeMounts ?? []) {
+      const v = volumes.get(m.name);
+      if (!m.subPath || !v || (volumeType(v) !== 'emptyDir' && volumeType(v) !== 'hostPath')) continue;
+      if (path.isAbsolute(m.subPath) || m.subPath.split('/').includes('..')) continue; // reported by mounts()
+      await mkdir(path.join(volumePath(pod.metadata!.uid!, v), m.subPath), { recursive: true, mode: 0o755 });
+    }
+  }
+
   return {
     async setUp(pod, downward) {
       const uid = pod.metadata!.uid!;
@@ -147,17 +160,11 @@ export function createVolumeManager(options: VolumeManagerOptions): VolumeManage
           logger.info({ pod: ref, volume: v.name, type: volumeType(v) }, 'volume content updated');
         }
       }
-      // subPaths of writable volumes are created as folders when missing, as kubelet does
-      const volumes = new Map((pod.spec?.volumes ?? []).map((v) => [v.name, v]));
-      for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
-        for (const m of c.volumeMounts ?? []) {
-          const v = volumes.get(m.name);
-          if (!m.subPath || !v || (volumeType(v) !== 'emptyDir' && volumeType(v) !== 'hostPath')) continue;
-          if (path.isAbsolute(m.subPath) || m.subPath.split('/').includes('..')) continue; // reported by mounts()
-          await mkdir(path.join(volumePath(uid, v), m.subPath), { recursive: true, mode: 0o755 });
-        }
-      }
+      // subPaths (subPathExpr ones are made per container once expanded: ensureSubPaths)
+      for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) await ensureSubPaths(pod, c);
     },
+
+    ensureSubPaths,
 
     mounts(pod, container) {
       const uid = pod.metadata!.uid!;
