@@ -202,9 +202,8 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
     );
   }
   if (mode === 'cluster' && clusterComponents.length && informers) {
-    const { Resources } = await import('./kube/resources.js');
-    const services = informers.forResource(Resources.services);
-    const endpointSlices = informers.forResource(Resources.endpointslices);
+    const { clusterFeeds } = await import('./cluster-feeds.js');
+    const { services, endpointSlices, pods, namespaces } = clusterFeeds(informers, config.components);
     if (config.components.includes('proxy')) {
       const { createProxyComponent } = await import('../netproxy/index.js');
       components.push(
@@ -219,11 +218,9 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
       );
     }
     if (config.components.includes('dns')) {
-      const pods = informers.forResource(Resources.pods);
-      const namespaces = informers.forResource(Resources.namespaces);
       const { createDnsComponent } = await import('../dns/component.js');
       components.push(
-        createDnsComponent({ input: { services, endpointSlices, pods, namespaces }, config: settings.dns, logger: rootLogger, checkpointDir: join(config.rootDir, 'checkpoints') }),
+        createDnsComponent({ input: { services, endpointSlices, pods: pods!, namespaces: namespaces! }, config: settings.dns, logger: rootLogger, checkpointDir: join(config.rootDir, 'checkpoints') }),
       );
     }
     informers.start();

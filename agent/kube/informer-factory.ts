@@ -24,7 +24,11 @@ export interface InformerFactoryOptions {
 }
 
 export interface InformerFactory {
-  forResource<T extends KubeObject>(resource: ResourceDescriptor<T>, selector?: InformerSelector): Informer<T>;
+  /**
+   * `transform` shapes what the cache keeps (see InformerOptions.transform); the first ask for a
+   * key decides it, so only a component that is the sole reader of a resource should pass one.
+   */
+  forResource<T extends KubeObject>(resource: ResourceDescriptor<T>, selector?: InformerSelector, options?: { transform?: (obj: T) => T }): Informer<T>;
   /** Starts every informer made so far; informers made later start at once. */
   start(): void;
   stop(): Promise<void>;
@@ -43,11 +47,11 @@ export function createInformerFactory(options: InformerFactoryOptions): Informer
   const informers = new Map<string, Informer<KubeObject>>();
   let started = false;
   return {
-    forResource<T extends KubeObject>(resource: ResourceDescriptor<T>, selector: InformerSelector = {}): Informer<T> {
+    forResource<T extends KubeObject>(resource: ResourceDescriptor<T>, selector: InformerSelector = {}, perInformer: { transform?: (obj: T) => T } = {}): Informer<T> {
       const key = informerKey(resource, selector);
       let informer = informers.get(key);
       if (!informer) {
-        const informerOptions: InformerOptions<T> = { ...options, resource, ...selector };
+        const informerOptions: InformerOptions<T> = { ...options, resource, ...selector, ...(perInformer.transform ? { transform: perInformer.transform } : {}) };
         informer = createInformer<T>(informerOptions) as unknown as Informer<KubeObject>;
         informers.set(key, informer);
         if (started) informer.start();

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import pino from 'pino';
+import { releaseMemory } from '../../agent/memory';
 import { createDnsComponent } from '../../dns/component';
 import { DNS_DEFAULTS } from '../../dns/config';
 import { createMemoryFeed } from '../../test/harness/feed';
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
     logger: pino({ level: 'warn' }),
   });
   await dns.start();
+  releaseMemory('start-up'); // as the daemon does once the first sync is done
   process.stdout.write(JSON.stringify({ ready: true, ...dns.index.stats(), ...memory() }) + '\n');
   process.on('SIGUSR2', () => process.stdout.write(JSON.stringify({ ...memory(), ...report() }) + '\n'));
   const stop = () => void dns.stop().then(() => process.exit(0));

@@ -10,7 +10,7 @@ import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import { createKubeClient } from '../../agent/kube/client';
 import { createInformerFactory, type InformerFactory } from '../../agent/kube/informer-factory';
 import { loadKubeconfig } from '../../agent/kube/kubeconfig';
-import { Resources } from '../../agent/kube/resources';
+import { clusterFeeds } from '../../agent/cluster-feeds';
 import { Type } from '../../dns/codec';
 import { createDnsComponent, type DnsComponent } from '../../dns/component';
 import { startTestApiserver, type Obj, type TestApiserver } from '../harness/apiserver';
@@ -37,11 +37,9 @@ async function setUp(): Promise<void> {
   for (const p of PODS) if (p.metadata?.deletionTimestamp) api.store.delete('Pod', p.metadata.namespace, p.metadata.name!);
   const client = createKubeClient(loadKubeconfig(api.kubeconfigPath), { logger: silentLogger });
   informers = createInformerFactory({ client, logger: silentLogger });
-  const services = informers.forResource(Resources.services);
-  const endpointSlices = informers.forResource(Resources.endpointslices);
-  const pods = informers.forResource(Resources.pods);
-  const namespaces = informers.forResource(Resources.namespaces);
-  dns = createDnsComponent({ input: { services, endpointSlices, pods, namespaces }, config: testConfig({ listen: [LISTEN] }), logger: silentLogger });
+  // A DNS-only daemon's feeds: slim copies of every object in the caches.
+  const { services, endpointSlices, pods, namespaces } = clusterFeeds(informers, ['dns']);
+  dns = createDnsComponent({ input: { services, endpointSlices, pods: pods!, namespaces: namespaces! }, config: testConfig({ listen: [LISTEN] }), logger: silentLogger });
   informers.start();
   await dns.start();
   await informers.waitForSync();
