@@ -5,7 +5,11 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 runtime_pkgs=(containerd runc containernetworking-plugins iptables nftables conntrack iproute2 util-linux procps ca-certificates busybox-static)
-test_pkgs=(dnsutils dnsperf ipset ipvsadm openssl curl debootstrap systemd qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross)
+test_pkgs=(dnsutils dnsperf ipset ipvsadm openssl curl debootstrap systemd qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
+  docker-registry apache2-utils)
+# docker-registry (distribution 2.8) + apache2-utils (htpasswd -B) serve the private registry of the
+# imagePullSecrets tests; each test runs its own instance on a free port inside its netns, so the
+# package's own service (:5000, started by postinst under systemd) is neither needed nor in the way.
 
 want=("${runtime_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

@@ -81,8 +81,14 @@ function entryMatches(entry: KeyringEntry, image: { host: string; port: string; 
   return image.path === entry.path || image.path.startsWith(entry.path + '/');
 }
 
-function toAuth(serverAddress: string, e: DockerConfigEntry): RegistryAuth {
-  const auth: RegistryAuth = { serverAddress };
+/**
+ * No serverAddress, as kubelet's keyring sends none: containerd's CRI compares it, parsed as a URL,
+ * with the host it pulls from, so `host:port` is refused outright ("first path segment in URL cannot
+ * contain colon"), a bare host never matches (the pull silently goes anonymous), and a mirror or
+ * docker.io's registry-1 endpoint would not match the secret's key either.
+ */
+function toAuth(e: DockerConfigEntry): RegistryAuth {
+  const auth: RegistryAuth = {};
   if (e.username) auth.username = e.username;
   if (e.password) auth.password = e.password;
   if (e.auth && !e.username) {
@@ -117,7 +123,7 @@ export function matchCredentials(image: string, configs: Record<string, DockerCo
   for (const config of configs) {
     for (const [key, value] of Object.entries(config)) {
       const { host, port, path } = splitHostPath(key);
-      entries.push({ key, host, port, path, auth: toAuth(port ? `${host}:${port}` : host, value ?? {}) });
+      entries.push({ key, host, port, path, auth: toAuth(value ?? {}) });
     }
   }
   const target = imageRegistry(image);

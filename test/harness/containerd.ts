@@ -15,6 +15,8 @@
  *   test.after.always(async () => { await node?.stop(); });   // logs kept (path printed) if a test failed
  *   const cri = createCriClient({ endpoint: node.endpoint });  // BUSYBOX_IMAGE, PAUSE_IMAGE are imported
  *   // pod logs: use a log_directory under node.podLogDir; node.restart() restarts containerd only.
+ *   // registries: the CRI plugin reads `${node.registryHostsDir}/<host:port>/hosts.toml` at each pull
+ *   // (containerd's config_path; empty by default, so pulls behave as without it).
  * Without `netns`, a fresh namespace is created and deleted by stop(). stop() removes the pods it
  * can through CRI, stops containerd, kills leftover containers and shims, unmounts everything under
  * the temp folder and deletes it. A process-exit hook does the same if a test never called stop().
@@ -61,6 +63,8 @@ export interface ContainerdNode {
   logPath: string;
   /** A folder for pod log directories (use `${podLogDir}/<ns>_<name>_<uid>`). */
   podLogDir: string;
+  /** The CRI registry config_path: `<host:port>/hosts.toml` files here apply to the next pull, no restart. */
+  registryHostsDir: string;
   netns: string;
   podSubnet: string;
   snapshotter: 'overlayfs' | 'native';
@@ -163,7 +167,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function renderConfig(p: { dir: string; root: string; state: string; socket: string; snapshotter: string; cniConfDir: string; runcRoot: string; runcBinary: string }): string {
+function renderConfig(p: { dir: string; root: string; state: string; socket: string; snapshotter: string; cniConfDir: string; runcRoot: string; runcBinary: string; registryHostsDir: string }): string {
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
   return `version = 2
 root = ${JSON.stringify(p.root)}
@@ -220,6 +224,9 @@ disabled_plugins = [
     bin_dir = ${JSON.stringify(CNI_BIN_DIR)}
     conf_dir = ${JSON.stringify(p.cniConfDir)}
     max_conf_num = 1
+
+  [${cri}.registry]
+    config_path = ${JSON.stringify(p.registryHostsDir)}
 `;
 }
 
@@ -260,13 +267,14 @@ export async function startContainerd(options: StartContainerdOptions = {}): Pro
   const ipamDir = path.join(dir, 'cni', 'ipam');
   const runcRoot = path.join(dir, 'runc');
   const podLogDir = path.join(dir, 'pods');
+  const registryHostsDir = path.join(dir, 'certs.d');
   const configPath = path.join(dir, 'config.toml');
   const logPath = path.join(dir, 'containerd.log');
-  for (const d of [root, state, cniConfDir, ipamDir, runcRoot, podLogDir]) mkdirSync(d, { recursive: true });
+  for (const d of [root, state, cniConfDir, ipamDir, runcRoot, podLogDir, registryHostsDir]) mkdirSync(d, { recursive: true });
 
   const podSubnet = options.podSubnet ?? '10.88.0.0/24';
   const snapshotter = options.snapshotter ?? (overlayWorks(dir) ? 'overlayfs' : 'native');
-  writeFileSync(configPath, renderConfig({ dir, root, state, socket, snapshotter, cniConfDir, runcRoot, runcBinary: options.runcBinary ?? 'runc' }));
+  writeFileSync(configPath, renderConfig({ dir, root, state, socket, snapshotter, cniConfDir, runcRoot, runcBinary: options.runcBinary ?? 'runc', registryHostsDir }));
   writeFileSync(
     path.join(cniConfDir, '10-keelson-test.conflist'),
     renderCniConflist({ name: `keelson-${netns}`, bridge: options.bridge ?? 'cni0', podSubnet, ipamDir }),
@@ -420,6 +428,7 @@ export async function startContainerd(options: StartContainerdOptions = {}): Pro
     configPath,
     logPath,
     podLogDir,
+    registryHostsDir,
     netns,
     podSubnet,
     snapshotter,

@@ -35,9 +35,9 @@ for (const [image, users] of CASES) {
   });
 }
 
-test('auth field is decoded into username/password; server address is the registry', (t) => {
+test('auth field is decoded into username/password; no server address (kubelet sends none, containerd would refuse host:port)', (t) => {
   const [auth] = matchCredentials('busybox', [CONFIG]);
-  t.deepEqual(auth, { serverAddress: 'index.docker.io', username: 'hubuser', password: 'hubpass' });
+  t.deepEqual(auth, { username: 'hubuser', password: 'hubpass' });
 });
 
 test('both secret types are read; unreadable or malformed pull secrets are skipped and reported', async (t) => {
