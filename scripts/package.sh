@@ -148,6 +148,9 @@ stage_tree() { # $1 = arch, $2 = root folder to fill
   cat > "$root/usr/bin/keelson" <<SH
 #!/bin/sh
 # keelson runs on its own pinned Node.js runtime; the host needs no Node.js.
+# Two malloc arenas instead of glibc's 8 per core: ~1 MB less RSS idle (bench/idle).
+MALLOC_ARENA_MAX="\${MALLOC_ARENA_MAX:-2}"
+export MALLOC_ARENA_MAX
 exec /usr/lib/keelson/node/bin/node $flags /usr/lib/keelson/dist/agent/cli.js "\$@"
 SH
   chmod 0755 "$root/usr/bin/keelson"

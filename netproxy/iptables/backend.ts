@@ -33,8 +33,6 @@ export function binaries(variant: IptablesVariant, family: Family): IptablesBina
 }
 
 export type IptablesBackend = ProxyBackend & {
-  /** The restore input of the last sync, per family (for tests and debugging). */
-  lastRestore(): Map<Family, string>;
   lastSyncWasFull(): boolean;
   variant(): IptablesVariant | undefined;
 };
@@ -46,7 +44,6 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
   let variant: IptablesVariant | undefined = options.variant;
   let families: Family[] = [4, 6];
   let needFull = true;
-  let last = new Map<Family, string>();
   let lastRules = 0;
   let lastWasFull = false;
 
@@ -95,7 +92,6 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
   async function apply(v: IptablesVariant, request: SyncRequest, full: boolean): Promise<number> {
     const observed = full ? await observe(v) : undefined;
     const plan = planner.plan({ state: request.state, changed: request.changed, full }, families, observed);
-    last = new Map(plan.families.map((p) => [p.family, p.text]));
     lastWasFull = full;
     for (const p of plan.families) {
       if (!p.text) continue;
@@ -130,7 +126,6 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
     async cleanup() {
       await cleanupIptables(exec, log, { variants: [await ensureVariant()] });
     },
-    lastRestore: () => last,
     lastSyncWasFull: () => lastWasFull,
     variant: () => variant,
   };

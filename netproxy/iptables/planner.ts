@@ -7,9 +7,10 @@
  * re-declared on full syncs; partial syncs append to and delete from them in the same
  * transaction, which fails (and forces a full sync) if someone removed them.
  */
+import { createHash } from 'node:crypto';
 import type { DesiredState } from '../desiredstate';
 import { KUBE_PROXY_CANARY, KUBE_SERVICES, STATIC_CHAINS, isServiceChain } from './chains';
-import { jumpRules, nodePortsTail, renderBase, renderService, type Family, type IptTable, type RenderContext, type ServiceRules } from './render';
+import { jumpRules, nodePortsTail, renderBase, renderService, type DispatchRule, type Family, type IptTable, type RenderContext, type ServiceRules } from './render';
 
 /** What `iptables-save` shows: the chains of each table and the jumps from built-in chains. */
 export interface Observed {
@@ -62,18 +63,48 @@ export interface Plan {
   commit(): void;
 }
 
-type Applied = Map<string, ServiceRules>;
+/**
+ * What was written for one Service: its own chains as rule count and digest (at 10 000 Services × 10
+ * endpoints the rules themselves would keep ~150 MB alive only to be compared), and its rules in
+ * the shared chains as text (a partial sync deletes them one by one).
+ */
+interface AppliedService {
+  chains: Map<string, ChainDigest>;
+  dispatch: DispatchRule[];
+}
+
+interface ChainDigest {
+  count: number;
+  digest: string;
+}
+
+type Applied = Map<string, AppliedService>;
+
+function digestOf(rules: string[]): ChainDigest {
+  const hash = createHash('sha256');
+  for (const r of rules) hash.update(r).update('\n');
+  return { count: rules.length, digest: hash.digest('base64') };
+}
+
+function compact(rules: ServiceRules): AppliedService {
+  const chains = new Map<string, ChainDigest>();
+  for (const [c, list] of rules.chains) chains.set(c, digestOf(list));
+  return { chains, dispatch: rules.dispatch };
+}
 
 function countRules(applied: Applied): number {
   let n = 0;
   for (const s of applied.values()) {
     n += s.dispatch.length;
-    for (const rules of s.chains.values()) n += rules.length;
+    for (const c of s.chains.values()) n += c.count;
   }
   return n;
 }
 
-const sameRules = (a: string[] | undefined, b: string[]) => a !== undefined && a.length === b.length && a.every((r, i) => r === b[i]);
+const sameRules = (a: ChainDigest | undefined, b: string[]) => {
+  if (a === undefined || a.count !== b.length) return false;
+  return a.digest === digestOf(b).digest;
+};
 
 export function createIptablesPlanner(ctx: RenderContext) {
   const applied = new Map<Family, Applied>([[4, new Map()], [6, new Map()]]);
@@ -92,7 +123,7 @@ export function createIptablesPlanner(ctx: RenderContext) {
   }
 
   function planFull(state: DesiredState, family: Family, observed: Observed): { text: string; next: Applied; chains: number } {
-    const next: Applied = new Map();
+    const next = new Map<string, ServiceRules>();
     for (const key of state.services.keys()) {
       const r = render(state, key, family);
       if (r) next.set(key, r);
@@ -128,7 +159,9 @@ export function createIptablesPlanner(ctx: RenderContext) {
     for (const r of nodePortsTail(family, ctx)) out.push(`-A ${KUBE_SERVICES} ${r}`);
     for (const c of stale) out.push(`-X ${c}`);
     out.push('COMMIT');
-    return { text: out.join('\n') + '\n', next, chains: STATIC_CHAINS.filter.length + STATIC_CHAINS.nat.length + wanted.size + stale.size };
+    const written: Applied = new Map();
+    for (const [key, r] of next) written.set(key, compact(r));
+    return { text: out.join('\n') + '\n', next: written, chains: STATIC_CHAINS.filter.length + STATIC_CHAINS.nat.length + wanted.size + stale.size };
   }
 
   function planPartial(state: DesiredState, changed: Iterable<string>, family: Family): { text: string; next: Applied; chains: number } {
@@ -143,7 +176,7 @@ export function createIptablesPlanner(ctx: RenderContext) {
     for (const key of changed) {
       const old = before.get(key);
       const cur = render(state, key, family);
-      if (cur) next.set(key, cur);
+      if (cur) next.set(key, compact(cur));
       else next.delete(key);
       if (!old && !cur) continue;
       const oldDispatch = new Set((old?.dispatch ?? []).map((d) => `${d.table} ${d.chain} ${d.rule}`));

@@ -40,7 +40,8 @@ export function startKeelson(args: string[], options: { netns?: string; env?: No
   const command = options.netns ? 'nsenter' : NODE;
   const node = [NODE, ...KEELSON_NODE_FLAGS, CLI, ...args];
   const argv = options.netns ? [...nsenterArgs(options.netns), ...node] : node.slice(1);
-  const child = spawn(command, argv, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // As the launchers (scripts/keelson, the packaged wrapper) run it.
+  const child = spawn(command, argv, { env: { MALLOC_ARENA_MAX: '2', ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let text = '';
   const waiters = new Set<() => void>();

@@ -96,6 +96,7 @@ itest.serial('install.sh from the release tarball installs keelson, and systemct
     (await b.run(`cat /proc/${state.MainPID}/cmdline | tr '\\0' ' '`)).startsWith(`/usr/lib/keelson/node/bin/node ${flags} /usr/lib/keelson/dist/agent/cli.js run --components kubelet --hostname-override edge-e2e`),
     'the main process is the bundled node with scripts/node-flags running keelson',
   );
+  t.true((await b.run(`tr '\\0' '\\n' < /proc/${state.MainPID}/environ`)).split('\n').includes('MALLOC_ARENA_MAX=2'), 'the wrapper limits malloc arenas');
   const journal = await b.journal('keelson', 'info');
   t.regex(journal, /keelson starting/);
   const status = await b.exec('keelson status');
