@@ -35,3 +35,19 @@ export function releaseMemory(reason: string, logger?: Logger): void {
   gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   logger?.debug({ reason, rssBeforeMB: before, rssAfterMB: rssMB(), pauseMs: Math.round(performance.now() - t0) }, 'released memory to the OS');
 }
+
+let pending: NodeJS.Timeout | undefined;
+
+/**
+ * Releases memory once the current burst is over: after `delayMs`, when the stack frames, child
+ * processes and streams of the work that asked for it are gone (a release from inside a proxy sync
+ * still finds its 36 MB restore input alive). Asks made while one is pending join it.
+ */
+export function scheduleMemoryRelease(reason: string, logger?: Logger, delayMs = 1000): void {
+  if (pending || !canReleaseMemory()) return;
+  pending = setTimeout(() => {
+    pending = undefined;
+    releaseMemory(reason, logger);
+  }, delayMs);
+  pending.unref();
+}

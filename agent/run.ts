@@ -15,7 +15,7 @@ import { createHealthzServer } from './server/healthz';
 import { ErrorCodes, errorMessage, KeelsonError } from './errors';
 import type { KeelsonConfig } from './config';
 import type { InformerFactory } from './kube/informer-factory';
-import { releaseMemory } from './memory';
+import { releaseMemory, scheduleMemoryRelease } from './memory';
 import { detectNodeIP } from './node-ip';
 import { writeDaemonState, type DaemonState, type PodStatusView } from './state-file';
 import { keelsonVersion } from './version';
@@ -213,7 +213,7 @@ export async function runDaemon(config: KeelsonConfig, rootLogger: Logger): Prom
           logger: rootLogger,
           nodeName: config.nodeName,
           nodeIPs: nodeIP ? [nodeIP] : [],
-          afterFullSync: () => releaseMemory('proxy full sync', logger),
+          afterFullSync: () => scheduleMemoryRelease('proxy full sync', logger),
         }),
       );
     }

@@ -28,6 +28,8 @@ export interface SyncStats {
   rules: number;
   /** A `verify` sync found its objects missing or altered (why, for the log); nothing was applied. */
   drift?: string;
+  /** Everything the backend owns was rewritten (a full sync, asked for or the backend's own choice). */
+  rewrote?: boolean;
 }
 
 export interface ProxyBackend {

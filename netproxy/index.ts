@@ -102,6 +102,7 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
     for (const [k, v] of built.previous) if (!pendingPrevious.has(k)) pendingPrevious.set(k, v);
     pendingTriggers.push(...state.lastTriggerTimes());
     lastState = built.state;
+    let rewrote = full;
     try {
       const stats = await backend.sync({ state: built.state, changed: pendingChanged, full, ...(kind === 'verify' ? { verify: true } : {}) });
       if (stats.drift !== undefined) {
@@ -110,6 +111,7 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
         return 'drift';
       }
       metrics.rules = stats.rules;
+      rewrote = full || stats.rewrote === true;
     } catch (err) {
       metrics.syncErrors++;
       // one error line per failing spell; the retries (counted in metrics) at debug
@@ -131,8 +133,8 @@ export function createProxyComponent(options: ProxyComponentOptions): ProxyCompo
     metrics.lastSyncSeconds = now / 1000;
     if (lastError !== undefined) logger.info({ mode, kind }, 'proxy sync succeeds again');
     lastError = undefined;
-    logger[full ? 'info' : 'debug']({ mode, kind, services: changed.size, seconds: Math.round(seconds * 1000) / 1000 }, 'proxy rules synced');
-    if (full) options.afterFullSync?.();
+    logger[rewrote ? 'info' : 'debug']({ mode, kind: rewrote ? 'full' : kind, services: changed.size, seconds: Math.round(seconds * 1000) / 1000 }, 'proxy rules synced');
+    if (rewrote) options.afterFullSync?.();
     if (config.conntrack.udpStaleFlowCleanup) {
       for (const key of changed) {
         const cmds = staleFlowCommands(previous.get(key), built.state.services.get(key));

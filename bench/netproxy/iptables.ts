@@ -12,6 +12,7 @@
  * Usage: node dist/bench/netproxy/iptables.js [--services N] [--endpoints M] [--changes K] [--variants nft,legacy]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import pino from 'pino';
@@ -21,7 +22,7 @@ import { createCommandRunner } from '../../netproxy/exec';
 import { createProxyComponent } from '../../netproxy/index';
 import { endpointChain } from '../../netproxy/iptables/chains';
 import { createIptablesPlanner } from '../../netproxy/iptables/planner';
-import { releaseMemory } from '../../agent/memory';
+import { scheduleMemoryRelease } from '../../agent/memory';
 import { createMemoryFeed } from '../../test/harness/feed';
 import { GEN_NODE, GEN_NODE_IP, GEN_POD_CIDR, endpointIPOf, generate, sliceFor } from './generate';
 
@@ -34,6 +35,15 @@ const ENDPOINTS = Number(arg('endpoints', '10'));
 const CHANGES = Number(arg('changes', '5'));
 const VARIANTS = arg('variants', 'nft,legacy').split(',') as ('nft' | 'legacy')[];
 const config = { ...structuredClone(defaultProxyConfig), mode: 'iptables' as const, clusterCIDR: [GEN_POD_CIDR], minSyncPeriodMs: 0, healthzBindAddress: '', metricsBindAddress: '' };
+
+/** Resident size of the process's brk heap (glibc malloc's main arena). */
+function mallocHeapMB(): number {
+  const smaps = readFileSync('/proc/self/smaps', 'utf8');
+  const at = smaps.indexOf('[heap]');
+  if (at < 0) return 0;
+  const m = /\nRss:\s+(\d+) kB/.exec(smaps.slice(at));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
 
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -118,14 +128,19 @@ async function benchVariant(variant: 'nft' | 'legacy', gen: { services: Service[
       nodeName: GEN_NODE,
       nodeIPs: [GEN_NODE_IP],
       exec: createCommandRunner(['nsenter', `--net=/var/run/netns/${ns.name}`, '--']),
-      afterFullSync: () => releaseMemory('proxy full sync'),
+      afterFullSync: () => scheduleMemoryRelease('proxy full sync', pino({ level: 'debug' })),
     });
     const t0 = performance.now();
     await proxy.start();
     await proxy.flush();
     out.keelsonFull = performance.now() - t0;
-    out.rssMB = Math.round(process.memoryUsage().rss / 1e6);
-    out.heapMB = Math.round(process.memoryUsage().heapUsed / 1e6);
+    await new Promise((r) => setTimeout(r, 1500)); // the daemon's memory release runs 1 s after a full sync
+    const usage = process.memoryUsage();
+    out.rssMB = Math.round(usage.rss / 1e6);
+    out.heapMB = Math.round(usage.heapUsed / 1e6);
+    out.heapTotalMB = Math.round(usage.heapTotal / 1e6);
+    out.externalMB = Math.round(usage.external / 1e6);
+    out.mallocMB = mallocHeapMB();
     const used = ns.run([`iptables-${variant}-save`, '-t', 'nat']).stdout;
     if (!used.includes('KUBE-SVC-')) throw new Error(`keelson did not program the ${variant} variant`);
     const times: number[] = [];
@@ -169,7 +184,7 @@ async function main() {
   for (const v of VARIANTS) {
     const r = await benchVariant(v, gen);
     console.log(`\n[${v}] ${r.rules} rules, restore input ${(Number(r.restoreBytes) / 1e6).toFixed(1)} MB`);
-    console.log(`  keelson    full sync ${sec(Number(r.keelsonFull))}   one change live ${sec(Number(r.keelsonChange))} (median, max ${sec(Number(r.keelsonChangeMax))})   RSS ${r.rssMB} MB (heap ${r.heapMB} MB)`);
+    console.log(`  keelson    full sync ${sec(Number(r.keelsonFull))}   one change live ${sec(Number(r.keelsonChange))} (median, max ${sec(Number(r.keelsonChangeMax))})   RSS ${r.rssMB} MB (V8 heap ${r.heapMB} MB used of ${r.heapTotalMB} MB, external ${r.externalMB} MB, malloc heap ${r.mallocMB} MB)`);
     console.log(`  kube-proxy structure, bare iptables-${v}-restore: full ${sec(Number(r.bareFull))}   partial sync for one change ${sec(Number(r.barePartial))} (${(Number(r.barePartialBytes) / 1e3).toFixed(0)} kB)`);
   }
 }

@@ -24,7 +24,7 @@ import { createMemoryFeed } from '../../test/harness/feed';
 import { defaultProxyConfig } from '../../netproxy/config';
 import { createCommandRunner, type CommandRunner } from '../../netproxy/exec';
 import { cleanup, createProxyComponent } from '../../netproxy/index';
-import { releaseMemory } from '../../agent/memory';
+import { scheduleMemoryRelease } from '../../agent/memory';
 import { GEN_NODE, GEN_NODE_IP, GEN_POD_CIDR, clusterIPOf, generate } from './generate';
 
 const N = Number(process.argv[2] ?? 1000);
@@ -68,7 +68,7 @@ async function main() {
     nodeName: GEN_NODE,
     nodeIPs: [GEN_NODE_IP],
     exec,
-    afterFullSync: () => releaseMemory('proxy full sync'),
+    afterFullSync: () => scheduleMemoryRelease('proxy full sync'),
   });
 
   const rssInputMB = statusMB('VmRSS');

@@ -113,7 +113,7 @@ export function createIptablesBackend(ctx: BackendContext, options: IptablesBack
       try {
         lastRules = await apply(v, request, full);
         needFull = false;
-        return { rules: lastRules };
+        return { rules: lastRules, rewrote: full };
       } catch (err) {
         // Partial: our chains vanished under it (the canary guard) or a rule we delete is gone.
         // Either way the next sync must rewrite everything, from what iptables-save shows.

@@ -64,46 +64,61 @@ export interface Plan {
 }
 
 /**
- * What was written for one Service: its own chains as rule count and digest (at 10 000 Services × 10
- * endpoints the rules themselves would keep ~150 MB alive only to be compared), and its rules in
- * the shared chains as text (a partial sync deletes them one by one).
+ * What was written for one Service, kept small: at 10 000 Services × 10 endpoints the rendered rules
+ * would keep ~75 MB alive only to be compared. Its own chains are one flat string of
+ * "<chain> <digest of its rules>" lines; its rules in the shared chains are kept as text (a partial
+ * sync deletes them one by one), flattened so no string keeps the pieces it was built from.
  */
 interface AppliedService {
-  chains: Map<string, ChainDigest>;
+  chains: string;
   dispatch: DispatchRule[];
-}
-
-interface ChainDigest {
-  count: number;
-  digest: string;
+  /** Rules in its own chains plus its dispatch rules. */
+  rules: number;
 }
 
 type Applied = Map<string, AppliedService>;
 
-function digestOf(rules: string[]): ChainDigest {
+/** A copy of `text` as one flat string (rendered rules are concatenations of many small pieces). */
+const flat = (text: string): string => Buffer.from(text, 'latin1').toString('latin1');
+
+function digestOf(rules: string[]): string {
   const hash = createHash('sha256');
   for (const r of rules) hash.update(r).update('\n');
-  return { count: rules.length, digest: hash.digest('base64') };
+  return hash.digest('base64').slice(0, 22); // 132 bits
 }
 
-function compact(rules: ServiceRules): AppliedService {
-  const chains = new Map<string, ChainDigest>();
-  for (const [c, list] of rules.chains) chains.set(c, digestOf(list));
-  return { chains, dispatch: rules.dispatch };
+function compact(rendered: ServiceRules): AppliedService {
+  let chains = '';
+  let rules = rendered.dispatch.length;
+  for (const [c, list] of rendered.chains) {
+    chains += `${c} ${digestOf(list)}\n`;
+    rules += list.length;
+  }
+  return { chains: flat(chains), dispatch: rendered.dispatch.map((d) => ({ table: d.table, chain: flat(d.chain), rule: flat(d.rule) })), rules };
+}
+
+function chainNames(a: AppliedService | undefined): string[] {
+  if (!a) return [];
+  return a.chains.split('\n').filter(Boolean).map((line) => line.slice(0, line.indexOf(' ')));
+}
+
+function chainDigest(a: AppliedService | undefined, chain: string): string | undefined {
+  if (!a) return undefined;
+  const at = a.chains.startsWith(`${chain} `) ? 0 : a.chains.indexOf(`\n${chain} `) + 1;
+  if (at === 0 && !a.chains.startsWith(`${chain} `)) return undefined;
+  const from = at + chain.length + 1;
+  return a.chains.slice(from, a.chains.indexOf('\n', from));
 }
 
 function countRules(applied: Applied): number {
   let n = 0;
-  for (const s of applied.values()) {
-    n += s.dispatch.length;
-    for (const c of s.chains.values()) n += c.count;
-  }
+  for (const s of applied.values()) n += s.rules;
   return n;
 }
 
-const sameRules = (a: ChainDigest | undefined, b: string[]) => {
-  if (a === undefined || a.count !== b.length) return false;
-  return a.digest === digestOf(b).digest;
+const sameRules = (old: AppliedService | undefined, chain: string, rules: string[]) => {
+  const digest = chainDigest(old, chain);
+  return digest !== undefined && digest === digestOf(rules);
 };
 
 export function createIptablesPlanner(ctx: RenderContext) {
@@ -150,7 +165,7 @@ export function createIptablesPlanner(ctx: RenderContext) {
     for (const c of wanted) out.push(`:${c} - [0:0]`);
     const stale = new Set<string>();
     for (const c of observed.chains.get('nat') ?? []) if (isServiceChain(c) && !wanted.has(c)) stale.add(c);
-    for (const s of applied.get(family)!.values()) for (const c of s.chains.keys()) if (!wanted.has(c)) stale.add(c);
+    for (const s of applied.get(family)!.values()) for (const c of chainNames(s)) if (!wanted.has(c)) stale.add(c);
     for (const c of stale) out.push(`:${c} - [0:0]`);
     for (const j of jumps) if (j.table === 'nat') out.push(`-I ${j.from} 1 ${j.rule}`);
     for (const [c, rules] of base.nat) for (const r of rules) out.push(`-A ${c} ${r}`);
@@ -191,11 +206,11 @@ export function createIptablesPlanner(ctx: RenderContext) {
         (d.table === 'filter' ? filter : natInsert).push(`-I ${d.chain} 1 ${d.rule}`);
       }
       for (const [c, rules] of cur?.chains ?? []) {
-        if (sameRules(old?.chains.get(c), rules)) continue;
+        if (sameRules(old, c, rules)) continue;
         declare.push(`:${c} - [0:0]`);
         for (const r of rules) natRules.push(`-A ${c} ${r}`);
       }
-      for (const c of old?.chains.keys() ?? []) {
+      for (const c of chainNames(old)) {
         if (cur?.chains.has(c)) continue;
         declare.push(`:${c} - [0:0]`);
         remove.push(`-X ${c}`);

@@ -574,7 +574,7 @@ export function createNftablesBackend(ctx: BackendContext): ProxyBackend & { las
         throw err;
       }
       commit();
-      return { rules: transaction.count };
+      return { rules: transaction.count, rewrote: transaction.full };
     },
     async cleanup() {
       await cleanupNftables(ctx.exec);
