@@ -8,7 +8,7 @@ import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import type { Logger } from 'pino';
 import { createChangeTracker } from './changetracker';
 import { categorizeEndpoints, endpointsFor, type EndpointAddress, type TrafficTarget } from './endpoints';
-import { familyOf, parseService, serviceKey, type IPFamily, type ParsedService, type Protocol } from './serviceport';
+import { familyOf, orNone, parseService, serviceKey, type IPFamily, type ParsedService, type Protocol } from './serviceport';
 
 export interface ServicePortState {
   /** Unique id: `ns/name:portName/PROTO/v4`. */
@@ -119,8 +119,8 @@ export function createProxyState(options: { nodeName: string; logger: Logger }):
           clusterIP,
           port: spec.port,
           ...(spec.nodePort !== undefined ? { nodePort: spec.nodePort } : {}),
-          externalIPs: spec.externalIPs.filter((ip) => familyOf(ip) === family),
-          loadBalancerIPs: spec.loadBalancerIPs.filter((ip) => familyOf(ip) === family),
+          externalIPs: orNone(spec.externalIPs.filter((ip) => familyOf(ip) === family)),
+          loadBalancerIPs: orNone(spec.loadBalancerIPs.filter((ip) => familyOf(ip) === family)),
           ...(spec.loadBalancerSourceRanges.length ? { loadBalancerSourceRanges: spec.loadBalancerSourceRanges.map((c) => c.trim()).filter((c) => familyOf(c.split('/')[0]!) === family) } : {}),
           ...(spec.affinityTimeoutSeconds !== undefined ? { affinityTimeoutSeconds: spec.affinityTimeoutSeconds } : {}),
           externalPolicyLocal: spec.externalPolicyLocal,

@@ -40,6 +40,10 @@ export function serviceKey(obj: { metadata?: { namespace?: string; name?: string
 }
 
 const PROTOCOLS = new Set<Protocol>(['TCP', 'UDP', 'SCTP']);
+
+/** One shared, frozen empty list: most Services have no externalIPs, LB IPs or problems (10 000 Services: ~2 MB). */
+export const NONE: string[] = Object.freeze([]) as unknown as string[];
+export const orNone = (list: string[]): string[] => (list.length ? list : NONE);
 const isPort = (p: unknown): p is number => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
 
 export function familyOf(ip: string): IPFamily {
@@ -70,12 +74,12 @@ export function parseService(svc: Service): ParsedService {
       problems.push(`invalid ${field} ${JSON.stringify(ip)} ignored`);
       return false;
     });
-  const externalIPs = ipList('externalIP', spec.externalIPs ?? []);
+  const externalIPs = orNone(ipList('externalIP', spec.externalIPs ?? []));
   const isLB = spec.type === 'LoadBalancer';
-  const loadBalancerIPs = isLB ? ipList('loadBalancer ingress IP', (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip)) : [];
+  const loadBalancerIPs = isLB ? orNone(ipList('loadBalancer ingress IP', (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip))) : NONE;
   const loadBalancerSourceRanges = isLB
-    ? (spec.loadBalancerSourceRanges ?? []).filter((c) => isCIDR(c.trim()) || void problems.push(`invalid loadBalancerSourceRange ${c}`))
-    : [];
+    ? orNone((spec.loadBalancerSourceRanges ?? []).filter((c) => isCIDR(c.trim()) || void problems.push(`invalid loadBalancerSourceRange ${c}`)))
+    : NONE;
   const hasNodePorts = spec.type === 'NodePort' || (isLB && spec.allocateLoadBalancerNodePorts !== false);
   const hasExternal = hasNodePorts || isLB || externalIPs.length > 0;
   const externalPolicyLocal = hasExternal && spec.externalTrafficPolicy === 'Local';
@@ -126,5 +130,5 @@ export function parseService(svc: Service): ParsedService {
       topologyAware,
     });
   }
-  return { key, ports, problems };
+  return { key, ports, problems: orNone(problems) };
 }
