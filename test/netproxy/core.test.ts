@@ -225,14 +225,14 @@ function fakeNft() {
   };
 }
 
-function component(exec: CommandRunner, clock: Clock) {
+function component(exec: CommandRunner, clock: Clock, afterFullSync?: () => void) {
   // Fixtures without a health-check node port: that would bind a real port.
   const feeds = {
     services: createMemoryFeed<Service>(services.filter((s) => !s.spec?.healthCheckNodePort)),
     endpointSlices: createMemoryFeed<EndpointSlice>(slices),
   };
   const config = testConfig({ mode: 'nftables', healthzBindAddress: '', metricsBindAddress: '', conntrack: { udpStaleFlowCleanup: false } });
-  const proxy = createProxyComponent({ input: feeds, config, logger: recordingLogger().logger, nodeName: NODE, nodeIPs: [NODE_IP], exec, clock });
+  const proxy = createProxyComponent({ input: feeds, config, logger: recordingLogger().logger, nodeName: NODE, nodeIPs: [NODE_IP], exec, clock, ...(afterFullSync ? { afterFullSync } : {}) });
   return { proxy, feeds };
 }
 
@@ -275,6 +275,25 @@ test('proxy: the syncPeriod resync only checks the generation; drift (tables del
   await advance(30000);
   t.is(nft.checks(), 5);
   t.is(nft.applied().length, 3, 'the rebuilt table passes the next check');
+  await proxy.stop();
+});
+
+test('proxy: afterFullSync (the daemon memory release) follows every full rewrite and no incremental sync', async (t) => {
+  const { clock, advance } = fakeClock();
+  const nft = fakeNft();
+  let fullSyncs = 0;
+  const { proxy, feeds } = component(nft.exec, clock, () => fullSyncs++);
+  await proxy.start();
+  await proxy.flush();
+  t.is(fullSyncs, 1, 'the first full sync');
+  feeds.endpointSlices.upsert(slice('web', [{ ip: '10.244.2.3', node: 'node-b' }], [{ port: 8080 }]));
+  await advance(1000);
+  t.is(nft.applied().length, 2);
+  t.is(fullSyncs, 1, 'an incremental sync does not ask for it');
+  nft.deleteTables();
+  await advance(30000);
+  t.is(nft.applied().length, 3, 'drift repaired with a full rebuild');
+  t.is(fullSyncs, 2, 'the rebuild asks for it');
   await proxy.stop();
 });
 
