@@ -3,10 +3,13 @@
  *
  * The DNS reads a few fields of each object (dns/transform.ts). A resource that only the DNS reads
  * is cached as slim copies: every Pod of the cluster and every Namespace always, Services and
- * EndpointSlices when the proxy is not running beside it (at 5 000 Services ~6 MB less).
+ * EndpointSlices when the proxy is not running beside it (at 5 000 Services ~6 MB less). Every Pod
+ * of the cluster is watched only for `pods: verified` (as CoreDNS): the other modes never look a
+ * pod up, and a watch on all pods from every node is the heaviest one the apiserver would serve.
  */
 import type { Namespace, Pod, Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
+import type { PodMode } from '../dns/config';
 import { slimEndpointSlice, slimNamespace, slimPod, slimService } from '../dns/transform';
 import type { Informer } from './kube/informer';
 import type { InformerFactory } from './kube/informer-factory';
@@ -15,12 +18,12 @@ import { Resources } from './kube/resources';
 export interface ClusterFeeds {
   services: Informer<Service>;
   endpointSlices: Informer<EndpointSlice>;
-  /** Only when the DNS runs. */
+  /** Only when the DNS runs (pods: only for verified pod records). */
   pods?: Informer<Pod>;
   namespaces?: Informer<Namespace>;
 }
 
-export function clusterFeeds(informers: InformerFactory, components: readonly string[]): ClusterFeeds {
+export function clusterFeeds(informers: InformerFactory, components: readonly string[], options: { dnsPodRecords?: PodMode } = {}): ClusterFeeds {
   const dns = components.includes('dns');
   const dnsAlone = dns && !components.includes('proxy');
   const services = informers.forResource(Resources.services, {}, dnsAlone ? { transform: slimService } : {});
@@ -29,7 +32,7 @@ export function clusterFeeds(informers: InformerFactory, components: readonly st
   return {
     services,
     endpointSlices,
-    pods: informers.forResource(Resources.pods, {}, { transform: slimPod }),
+    ...((options.dnsPodRecords ?? 'verified') === 'verified' ? { pods: informers.forResource(Resources.pods, {}, { transform: slimPod }) } : {}),
     namespaces: informers.forResource(Resources.namespaces, {}, { transform: slimNamespace }),
   };
 }

@@ -129,7 +129,7 @@ async function wireServiceComponents(ctx: WiringContext, informers: InformerFact
   const { config, settings, nodeIP, rootLogger, logger } = ctx;
   const components: Component[] = [];
   const { clusterFeeds } = await import('./cluster-feeds.js');
-  const { services, endpointSlices, pods, namespaces } = clusterFeeds(informers, config.components);
+  const { services, endpointSlices, pods, namespaces } = clusterFeeds(informers, config.components, { dnsPodRecords: settings.dns.pods });
   if (config.components.includes('proxy')) {
     const { createProxyComponent } = await import('../netproxy/index.js');
     components.push(
@@ -143,10 +143,10 @@ async function wireServiceComponents(ctx: WiringContext, informers: InformerFact
       }),
     );
   }
-  if (config.components.includes('dns') && pods && namespaces) {
+  if (config.components.includes('dns') && namespaces) {
     const { createDnsComponent } = await import('../dns/component.js');
     components.push(
-      createDnsComponent({ input: { services, endpointSlices, pods, namespaces }, config: settings.dns, logger: rootLogger, checkpointDir: join(config.rootDir, 'checkpoints') }),
+      createDnsComponent({ input: { services, endpointSlices, namespaces, ...(pods ? { pods } : {}) }, config: settings.dns, logger: rootLogger, checkpointDir: join(config.rootDir, 'checkpoints') }),
     );
   }
   return components;
