@@ -6,7 +6,8 @@
  * keep the process busy. A last-resort collection compacts the heap and releases its page pool
  * (Go programs do the same with debug.FreeOSMemory). It pauses the event loop for one full
  * collection (~200 ms at 10 000 Services), so it runs only after rare, already expensive events.
- * It needs `--expose-gc` (scripts/node-flags); without it this does nothing.
+ * It needs `--expose-gc` (scripts/node-flags); without it this does nothing. Each release is logged
+ * (info: RSS before and after, pause).
  */
 import type { Logger } from 'pino';
 import { readFileSync } from 'node:fs';
@@ -33,7 +34,8 @@ export function releaseMemory(reason: string, logger?: Logger): void {
   const before = rssMB();
   const t0 = performance.now();
   gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  logger?.debug({ reason, rssBeforeMB: before, rssAfterMB: rssMB(), pauseMs: Math.round(performance.now() - t0) }, 'released memory to the OS');
+  // At most once at start and once per proxy full sync (hourly): info, so operators see the effect.
+  logger?.info({ reason, rssBeforeMB: before, rssAfterMB: rssMB(), pauseMs: Math.round(performance.now() - t0) }, 'released memory to the OS');
 }
 
 let pending: NodeJS.Timeout | undefined;
