@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Container, Pod, PodStatus } from 'kubernetes-types/core/v1';
 import { ANNOTATION_TERMINATION_MESSAGE_PATH, ANNOTATION_TERMINATION_MESSAGE_POLICY } from './labels';
 import type { ContainerStatus, Mount } from './runtime';
-import { writeContainerLog } from '../server/container-logs';
+import { writeContainerLog } from './container-logs';
 import { errorMessage } from '../errors';
 
 export const DEFAULT_TERMINATION_MESSAGE_PATH = '/dev/termination-log';

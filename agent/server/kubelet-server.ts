@@ -29,7 +29,7 @@ import type * as T from '../../cri/types';
 import type { Component, ComponentHealth } from '../component';
 import { ErrorCodes, errorMessage, KeelsonError } from '../errors';
 import { authenticate, requestAttributes, type ApiReviewer, type UserInfo } from './auth';
-import { writeContainerLog, type LogOptions } from './container-logs';
+import { writeContainerLog, type LogOptions } from '../pods/container-logs';
 import { createKubeletMetrics } from './metrics';
 import { ensureSelfSignedCertificate } from './self-signed';
 import { findPod, podContainerNames, type KubeletApiSource } from './source';

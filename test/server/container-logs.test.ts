@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { fixedNanoTime, parseCriLogLine, writeContainerLog, type LogOptions } from '../../agent/server/container-logs';
+import { fixedNanoTime, parseCriLogLine, writeContainerLog, type LogOptions } from '../../agent/pods/container-logs';
 
 const LOG = [
   '2030-01-01T00:00:01.5Z stdout F first line',
