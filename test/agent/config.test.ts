@@ -107,6 +107,15 @@ test('shutdownGracePeriod and shutdownGracePeriodCriticalPods are read, not igno
   t.is(parseConfigObject({ shutdownGracePeriod: '0' }).kubelet.shutdownGracePeriodMs, 0);
 });
 
+test('seccompDefault: off by default as upstream, read from the file, a boolean only', (t) => {
+  t.false(loadConfig({ rootDir: '/tmp/x' }, noFiles).config.kubelet.seccompDefault);
+  const on = parseConfigObject({ seccompDefault: true });
+  t.deepEqual(on.problems, []);
+  t.deepEqual(on.warnings, []);
+  t.true(on.kubelet.seccompDefault);
+  t.deepEqual(parseConfigObject({ seccompDefault: 'yes' }).problems.map((p) => p.field), ['seccompDefault']);
+});
+
 test('shutdown grace periods are validated', (t) => {
   const fields = (doc: Record<string, unknown>) => parseConfigObject(doc).problems.map((p) => p.field);
   t.deepEqual(fields({ shutdownGracePeriod: '10s', shutdownGracePeriodCriticalPods: '30s' }), ['shutdownGracePeriodCriticalPods']);
