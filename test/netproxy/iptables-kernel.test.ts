@@ -14,9 +14,9 @@ import { execIn, netnsPath } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
 import { createCommandRunner } from '../../netproxy/exec';
 import { cleanup, createProxyComponent, type ProxyComponent } from '../../netproxy/index';
-import { NODE, service, slice } from './fixtures';
+import { NODE, slice } from './fixtures';
 import { recordingLogger, testConfig } from './helpers';
-import { createLab, destroyLab, probe, type Lab } from './lab';
+import { createLab, destroyLab, fixtures, P, POD1, POD2, probe, type Lab } from './lab';
 
 const itest = integrationTest({
   root: true,
@@ -35,23 +35,6 @@ function hostRules(): string {
     .join('\n---\n');
 }
 
-const P = [{ port: 8080 }, { name: 'udp', port: 5353, protocol: 'UDP' }];
-const POD1 = { ip: '10.244.1.2', node: NODE };
-const POD2 = { ip: '10.244.2.2', node: 'node-b' };
-const ports = [{ port: 80 }, { name: 'udp', port: 53, protocol: 'UDP' }];
-
-function fixtures(): { services: Service[]; slices: EndpointSlice[] } {
-  return {
-    services: [
-      service('web', '10.96.0.1', [{ port: 80, nodePort: 30080 }, { name: 'udp', port: 53, protocol: 'UDP', nodePort: 30053 }], { type: 'LoadBalancer', externalIPs: ['203.0.113.100'] }, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.200' }] } } }),
-      service('local', '10.96.0.2', [{ port: 80, nodePort: 30081 }], { type: 'NodePort', externalTrafficPolicy: 'Local' }),
-      service('sticky', '10.96.0.3', [{ port: 80 }], { sessionAffinity: 'ClientIP' }),
-      service('empty', '10.96.0.4', [{ port: 80 }]),
-      service('moving', '10.96.0.5', ports),
-    ],
-    slices: [slice('web', [POD1, POD2], P), slice('local', [POD1, POD2], P), slice('sticky', [POD1, POD2], P), slice('moving', [POD1], P)],
-  };
-}
 
 const FOREIGN = { nft: ['-t', 'filter', '-A', 'INPUT', '-s', '198.51.100.7/32', '-j', 'ACCEPT'], legacy: ['-t', 'filter', '-N', 'KEELSON-TEST-FOREIGN'] } as const;
 let hostBefore = '';

