@@ -1,5 +1,5 @@
 /**
- * Shared set-up of the health and lifecycle unit tests (test/pods/health-*.test.ts, gc-*.test.ts):
+ * Shared set-up of the kubelet unit tests (kubelet.test.ts, health-*.test.ts, gc-*.test.ts, …):
  * a kubelet on the fake runtime and fake clock, fed by an in-memory pod source.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -81,10 +81,11 @@ export function unitRootDir(): string {
   return rootDir;
 }
 
-export async function setup(options: { runtime?: FakeRuntime; clock?: FakeClock; config?: Partial<KubeletConfig> } = {}): Promise<Env> {
+/** A kubelet on the fake runtime; `initial` is what its source holds at start (as a folder scan would). */
+export async function setup(options: { runtime?: FakeRuntime; clock?: FakeClock; config?: Partial<KubeletConfig>; initial?: Pod[] } = {}): Promise<Env> {
   const clock = options.clock ?? createFakeClock();
   const runtime = options.runtime ?? createFakeRuntime(clock, { images: [IMAGE] });
-  const source = memorySource();
+  const source = memorySource(options.initial);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const kubelet = createKubelet(

@@ -9,80 +9,12 @@ import type { Pod } from 'kubernetes-types/core/v1';
 import { createFakeClock, type FakeClock } from '../../agent/pods/fake-clock';
 import { createFakeRuntime, type FakeRuntime } from '../../agent/pods/fake-runtime';
 import { createKubelet, type KubeletComponent } from '../../agent/pods/kubelet';
-import { applyDefaults } from '../../agent/pods/manifest';
 import type { PodSource } from '../../agent/pods/pod-source';
-import { toStaticPod } from '../../agent/pods/static-pod';
-import { unitRootDir } from './health-helpers';
+import { flush, IMAGE, makePod, running, setup as setupWith, unitRootDir, type Env } from './health-helpers';
 
-const IMAGE = 'busybox:1';
+const setup = (runtime?: FakeRuntime, clock?: FakeClock, initial: Pod[] = []): Promise<Env> =>
+  setupWith({ ...(runtime ? { runtime } : {}), ...(clock ? { clock } : {}), initial });
 
-function makePod(name: string, spec: Partial<Pod['spec']> & object = {}, containers: object[] = [{ name: 'app', image: IMAGE }]): Pod {
-  const raw = { apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { containers, ...spec } };
-  return toStaticPod(applyDefaults(raw as Pod), raw, `/manifests/${name}.yaml`, 'node1');
-}
-
-function memorySource(initial: Pod[] = []) {
-  let deliver: (pods: Pod[]) => void = () => {};
-  let current = initial;
-  const source: PodSource & { set(pods: Pod[]): void } = {
-    name: 'memory',
-    async start(onPods) {
-      deliver = onPods;
-      onPods(current);
-    },
-    stop() {},
-    problems: () => [],
-    set(pods) {
-      current = pods;
-      deliver(pods);
-    },
-  };
-  return source;
-}
-
-interface Env {
-  clock: FakeClock;
-  runtime: FakeRuntime;
-  source: ReturnType<typeof memorySource>;
-  kubelet: KubeletComponent;
-  /** Lets promises run, then moves the fake clock by ms (relists fire every 1000 ms). */
-  tick(ms?: number): Promise<void>;
-}
-
-/** Lets the workers run until the runtime sees no new calls for a few turns (they do real fs I/O for log folders). */
-async function flush(runtime?: FakeRuntime) {
-  let quiet = 0;
-  let seen = -1;
-  while (quiet < 4) {
-    await new Promise((r) => setTimeout(r, 5));
-    const n = runtime?.calls.length ?? 0;
-    quiet = n === seen ? quiet + 1 : 0;
-    seen = n;
-  }
-}
-
-/** A kubelet on the fake runtime; `initial` is what its source holds at start (as a folder scan would). */
-async function setup(runtime?: FakeRuntime, clock?: FakeClock, initial: Pod[] = []): Promise<Env> {
-  clock ??= createFakeClock();
-  runtime ??= createFakeRuntime(clock, { images: [IMAGE] });
-  const source = memorySource(initial);
-  const kubelet = createKubelet(
-    { runtime, clock, logger: pino({ level: process.env.KT_DEBUG ? 'debug' : 'silent' }), config: { staticPodPath: '/manifests', podLogsDir: '/tmp/keelson-test-pod-logs', rootDir: unitRootDir(), nodeName: 'node1', resolvConf: '/nonexistent' } },
-    { sources: [source] },
-  );
-  await kubelet.start();
-  await flush(runtime);
-  return {
-    clock, runtime, source, kubelet,
-    async tick(ms = 1000) {
-      await flush(runtime);
-      clock.advance(ms);
-      await flush(runtime);
-    },
-  };
-}
-
-const running = (rt: FakeRuntime) => [...rt.containers.values()].filter((c) => c.state === 'running');
 const containerStatus = (k: KubeletComponent, name: string) => k.pods().find((p) => p.name === name)?.containers[0];
 
 test('a pod gets a sandbox and its containers, labelled and logged like kubelet', async (t) => {
