@@ -104,9 +104,10 @@ function chainNames(a: AppliedService | undefined): string[] {
 
 function chainDigest(a: AppliedService | undefined, chain: string): string | undefined {
   if (!a) return undefined;
-  const at = a.chains.startsWith(`${chain} `) ? 0 : a.chains.indexOf(`\n${chain} `) + 1;
-  if (at === 0 && !a.chains.startsWith(`${chain} `)) return undefined;
-  const from = at + chain.length + 1;
+  // With a newline in front, the first line matches like every other one.
+  const line = `\n${a.chains}`.indexOf(`\n${chain} `);
+  if (line < 0) return undefined;
+  const from = line + chain.length + 1;
   return a.chains.slice(from, a.chains.indexOf('\n', from));
 }
 
@@ -116,9 +117,9 @@ function countRules(applied: Applied): number {
   return n;
 }
 
-const sameRules = (old: AppliedService | undefined, chain: string, rules: string[]) => {
+const sameChain = (old: AppliedService | undefined, cur: AppliedService, chain: string) => {
   const digest = chainDigest(old, chain);
-  return digest !== undefined && digest === digestOf(rules);
+  return digest !== undefined && digest === chainDigest(cur, chain);
 };
 
 export function createIptablesPlanner(ctx: RenderContext) {
@@ -191,7 +192,8 @@ export function createIptablesPlanner(ctx: RenderContext) {
     for (const key of changed) {
       const old = before.get(key);
       const cur = render(state, key, family);
-      if (cur) next.set(key, compact(cur));
+      const written = cur ? compact(cur) : undefined;
+      if (written) next.set(key, written);
       else next.delete(key);
       if (!old && !cur) continue;
       const oldDispatch = new Set((old?.dispatch ?? []).map((d) => `${d.table} ${d.chain} ${d.rule}`));
@@ -206,7 +208,7 @@ export function createIptablesPlanner(ctx: RenderContext) {
         (d.table === 'filter' ? filter : natInsert).push(`-I ${d.chain} 1 ${d.rule}`);
       }
       for (const [c, rules] of cur?.chains ?? []) {
-        if (sameRules(old, c, rules)) continue;
+        if (sameChain(old, written!, c)) continue;
         declare.push(`:${c} - [0:0]`);
         for (const r of rules) natRules.push(`-A ${c} ${r}`);
       }
