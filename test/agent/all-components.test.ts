@@ -128,6 +128,10 @@ dns:
   const before = await running();
   t.is(before.length, 1, 'the pod container runs in containerd');
 
+  // The proxy's first full sync is followed by a memory release (--expose-gc from scripts/node-flags).
+  const released = await keelson.waitForLine(/released memory to the OS/, 15_000);
+  t.regex(released, /proxy full sync|start-up/);
+
   // SIGTERM: keelson stops, says so, and leaves the pod as it is.
   const code = await keelson.stop();
   t.is(code, 0, keelson.output().slice(-2000));
