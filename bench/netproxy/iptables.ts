@@ -129,7 +129,7 @@ async function benchVariant(variant: 'nft' | 'legacy', gen: { services: Service[
       nodeName: GEN_NODE,
       nodeIPs: [GEN_NODE_IP],
       exec: createCommandRunner(['nsenter', `--net=/var/run/netns/${ns.name}`, '--']),
-      afterFullSync: () => scheduleMemoryRelease('proxy full sync', pino({ level: 'debug' })),
+      afterFullSync: () => scheduleMemoryRelease('proxy full sync'),
     });
     const t0 = performance.now();
     await proxy.start();
