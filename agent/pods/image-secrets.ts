@@ -9,16 +9,8 @@
  */
 import type { LocalObjectReference, Secret } from 'kubernetes-types/core/v1';
 import type { PodDataLookup } from './pod-data';
+import type { RegistryAuthConfig as RegistryAuth } from './runtime';
 import { errorMessage } from '../errors';
-
-export interface RegistryAuth {
-  username?: string;
-  password?: string;
-  auth?: string;
-  serverAddress?: string;
-  identityToken?: string;
-  registryToken?: string;
-}
 
 interface DockerConfigEntry {
   auth?: string;
